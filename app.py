@@ -1,0 +1,83 @@
+"""Application factory. `python app.py` serves the development server (for curl and an ngrok tunnel)."""
+
+import logging
+import os
+import secrets
+
+from flask import Flask
+from flask_migrate import Migrate
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from models import db
+
+migrate = Migrate()
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+def database_url(url: str | None, instance_path: str) -> str:
+    """The SQLAlchemy URL: SQLite in the instance folder by default; Heroku-style URLs rewritten for psycopg 3."""
+    if not url:
+        return "sqlite:///" + os.path.join(instance_path, "scim.db")
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def settings_from_env(instance_path: str) -> dict:
+    env = os.environ
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
+        "SCIM_BEARER_TOKEN": env.get("SCIM_BEARER_TOKEN") or None,
+        "TRUST_PROXY": env.get("TRUST_PROXY", "").lower() in TRUE_WORDS,
+        "MAX_CONTENT_LENGTH": int(env.get("SCIM_MAX_BODY_BYTES", 8 * 1024 * 1024)),
+        "SCIM_DEFAULT_PAGE_SIZE": int(env.get("SCIM_DEFAULT_PAGE_SIZE", 100)),
+        "SCIM_MAX_PAGE_SIZE": int(env.get("SCIM_MAX_PAGE_SIZE", 1000)),
+    }
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(settings_from_env(app.instance_path))
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    if config:
+        app.config.update(config)
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url(
+        app.config["SQLALCHEMY_DATABASE_URI"], app.instance_path
+    )
+    app.json.sort_keys = False
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        os.makedirs(app.instance_path, exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db)
+
+    if app.config["TRUST_PROXY"]:
+        # Behind ngrok or a reverse proxy: take scheme, host and client address from X-Forwarded-*.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
+
+    from scim import register
+
+    register(app)
+    if not app.config["SCIM_BEARER_TOKEN"]:
+        app.logger.warning("SCIM_BEARER_TOKEN is not set: every SCIM request will be refused with 401")
+    return app
+
+
+def main() -> None:
+    if not os.environ.get("SCIM_BEARER_TOKEN"):
+        # Never a fixed, well-known default: a fresh random token for this run, shown once.
+        os.environ["SCIM_BEARER_TOKEN"] = secrets.token_urlsafe(32)
+        print("SCIM_BEARER_TOKEN was not set; this run accepts the token:")
+        print("  " + os.environ["SCIM_BEARER_TOKEN"])
+        print("Send it as the header  Authorization: Bearer <token>", flush=True)
+    logging.basicConfig(level=logging.INFO)
+    app = create_app()
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", 5000))
+    app.run(host=host, port=port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Tables, constraints and indexes. No SCIM JSON is built here."""
+
+import uuid
+from datetime import datetime, timezone
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    event,
+    func,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints, so that migrations can refer to them on SQLite and PostgreSQL alike.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+Base.metadata.naming_convention = NAMING
+db = SQLAlchemy(model_class=Base)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Resource:
+    """Columns every SCIM resource shares: id, externalId and the facts behind `meta`."""
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    external_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_modified: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    # The resource as SCIM JSON, minus id, meta, password and what is derived (groups, members).
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class User(Resource, db.Model):
+    __tablename__ = "users"
+
+    # Indexed projections of `data`, written only by scim.store.write_user.
+    user_name: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    given_name: Mapped[str | None] = mapped_column(String(255))
+    family_name: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (
+        # RFC 7643 §4.1.1: userName is unique and not case-exact; the database enforces it.
+        Index("uq_users_user_name_lower", func.lower(user_name), unique=True),
+        Index("ix_users_display_name_lower", func.lower(display_name)),
+        Index("ix_users_created_id", "created", "id"),
+    )
+
+
+class UserEmail(db.Model):
+    """One row per entry of a user's `emails`, so that filters on them use an index."""
+
+    __tablename__ = "user_emails"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    value: Mapped[str | None] = mapped_column(String(255))
+    type: Mapped[str | None] = mapped_column(String(64))
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_user_emails_value_lower", func.lower(value)),)
+
+
+class Group(Resource, db.Model):
+    __tablename__ = "groups"
+
+    display_name: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (
+        Index("ix_groups_display_name_lower", func.lower(display_name)),
+        Index("ix_groups_created_id", "created", "id"),
+    )
+
+
+class Link(db.Model):
+    """Group membership: one row per (group, user) pair."""
+
+    __tablename__ = "link"
+
+    group_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_foreign_keys(dbapi_connection, _record):
+    """SQLite enforces foreign keys (and so ON DELETE CASCADE) only when asked, per connection."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

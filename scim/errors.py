@@ -1,0 +1,73 @@
+"""One exception type, and the one place that renders RFC 7644 §3.12 error bodies."""
+
+import logging
+
+from flask import Flask, jsonify
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+SCIM_MEDIA_TYPE = "application/scim+json"
+log = logging.getLogger(__name__)
+
+
+class ScimError(Exception):
+    """A failure to report to the client: HTTP status, human detail, and the RFC 7644 scimType if one fits."""
+
+    def __init__(self, status: int, detail: str, scim_type: str | None = None, headers: dict | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.scim_type = scim_type
+        self.headers = headers or {}
+
+
+def bad_request(detail: str, scim_type: str = "invalidValue") -> ScimError:
+    return ScimError(400, detail, scim_type)
+
+
+def not_found(kind: str, resource_id: str) -> ScimError:
+    return ScimError(404, f"{kind} {resource_id} not found")
+
+
+def error_response(error: ScimError):
+    body = {"schemas": [ERROR_SCHEMA], "status": str(error.status), "detail": error.detail}
+    if error.scim_type:
+        body["scimType"] = error.scim_type
+    response = jsonify(body)
+    response.status_code = error.status
+    response.mimetype = SCIM_MEDIA_TYPE
+    response.headers.update(error.headers)
+    return response
+
+
+def _from_http(exc: HTTPException):
+    # werkzeug's own 404/405/413/415...: same status, SCIM body, never an HTML page.
+    headers = {}
+    if exc.code == 405 and getattr(exc, "valid_methods", None):
+        headers["Allow"] = ", ".join(exc.valid_methods)
+    return error_response(ScimError(exc.code or 500, exc.description or exc.name, headers=headers))
+
+
+def _from_integrity(exc: IntegrityError):
+    # A unique index refused the write (two userNames differing only in case, even from two workers at once).
+    log.info("integrity error: %s", exc.orig)
+    return error_response(ScimError(409, "a resource with this unique attribute already exists", "uniqueness"))
+
+
+def _from_operational(exc: OperationalError):
+    log.error("database unavailable: %s", exc.orig)
+    return error_response(ScimError(503, "the database is unavailable; retry later", headers={"Retry-After": "5"}))
+
+
+def _from_unexpected(exc: Exception):
+    log.exception("unhandled error")
+    return error_response(ScimError(500, "internal server error"))
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(ScimError, error_response)
+    app.register_error_handler(HTTPException, _from_http)
+    app.register_error_handler(IntegrityError, _from_integrity)
+    app.register_error_handler(OperationalError, _from_operational)
+    app.register_error_handler(Exception, _from_unexpected)

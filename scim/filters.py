@@ -1,0 +1,222 @@
+"""SCIM filter (RFC 7644 §3.4.2.2) -> SQLAlchemy WHERE clause, through an explicit attribute map.
+
+scim2-models parses the filter into an AST; this module walks it and emits one SQL expression, so that
+filtering, counting and paging happen in the database. An attribute not in the map is a 400 invalidFilter.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from scim2_models import ScimFilter
+from scim2_models.exceptions import SCIMException
+from scim2_models.path import (
+    AttrPath,
+    CompareOperator,
+    Comparison,
+    FilterNode,
+    FilterVisitor,
+    LogicalExpr,
+    LogicalOperator,
+    Not,
+    Present,
+    ValuePath,
+)
+from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select
+
+from models import Group, Link, User, UserEmail
+from scim.errors import ScimError
+from scim.schema import GROUP_SCHEMA, USER_SCHEMA
+
+Op = CompareOperator
+
+
+def invalid_filter(detail: str) -> ScimError:
+    return ScimError(400, detail, "invalidFilter")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A filterable scalar: the SQL column, its SCIM type and whether strings compare case-exactly."""
+
+    column: object
+    type: str = "string"  # string | boolean | dateTime
+    case_exact: bool = False
+
+
+@dataclass(frozen=True)
+class MultiValued:
+    """A multi-valued attribute kept in its own table: rows whose `owner` column points at the resource."""
+
+    owner: object  # the child-table column holding the resource id
+    subs: dict = field(default_factory=dict)  # sub-attribute (lower case) -> Column
+    default_sub: str = "value"
+
+
+@dataclass(frozen=True)
+class AttributeMap:
+    schema: str
+    id_column: object
+    scalars: dict  # "username", "name.givenname", "meta.created" -> Column
+    multi: dict  # "emails", "members" -> MultiValued
+
+
+USER_MAP = AttributeMap(
+    schema=USER_SCHEMA,
+    id_column=User.id,
+    scalars={
+        "id": Column(User.id, case_exact=True),
+        "username": Column(User.user_name),
+        "externalid": Column(User.external_id, case_exact=True),
+        "displayname": Column(User.display_name),
+        "name.givenname": Column(User.given_name),
+        "name.familyname": Column(User.family_name),
+        "active": Column(User.active, "boolean"),
+        "meta.created": Column(User.created, "dateTime"),
+        "meta.lastmodified": Column(User.last_modified, "dateTime"),
+    },
+    multi={
+        "emails": MultiValued(UserEmail.user_id, {
+            "value": Column(UserEmail.value),
+            "type": Column(UserEmail.type),
+            "primary": Column(UserEmail.is_primary, "boolean"),
+        }),
+        "groups": MultiValued(Link.user_id, {"value": Column(Link.group_id, case_exact=True)}),
+    },
+)
+
+GROUP_MAP = AttributeMap(
+    schema=GROUP_SCHEMA,
+    id_column=Group.id,
+    scalars={
+        "id": Column(Group.id, case_exact=True),
+        "displayname": Column(Group.display_name),
+        "externalid": Column(Group.external_id, case_exact=True),
+        "meta.created": Column(Group.created, "dateTime"),
+        "meta.lastmodified": Column(Group.last_modified, "dateTime"),
+    },
+    multi={"members": MultiValued(Link.group_id, {"value": Column(Link.user_id, case_exact=True)})},
+)
+
+
+def parse_filter(text: str) -> FilterNode:
+    try:
+        return ScimFilter(text).ast
+    except (SCIMException, ValueError) as exc:
+        raise invalid_filter(f"invalid filter {text!r}: {exc}") from None
+
+
+def filter_to_where(text: str | None, attributes: AttributeMap) -> ColumnElement | None:
+    """The WHERE clause for a filter string, or None when there is no filter."""
+    if text is None or not text.strip():
+        return None
+    return _SqlBuilder(attributes).visit(parse_filter(text))
+
+
+def _strip_schema(path: AttrPath, schema: str) -> None:
+    if path.uri and path.uri.lower() != schema.lower():
+        raise invalid_filter(f"attribute {path} is not filterable")
+
+
+def _datetime(value) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise invalid_filter(f"{value!r} is not a dateTime") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    # Stored in UTC; SQLite compares the text, so the operand must be UTC and naive there too.
+    return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def compare(spec: Column, op: Op, value, name: str) -> ColumnElement:
+    """One comparison on one column, following the attribute's type and caseExact (RFC 7644 §3.4.2.2)."""
+    column = spec.column
+    if value is None:
+        raise invalid_filter(f"comparison of {name} with null is not supported; use 'pr'")
+    if spec.type == "boolean":
+        if not isinstance(value, bool) or op not in (Op.eq, Op.ne):
+            raise invalid_filter(f"{name} is a boolean: only eq/ne with true or false")
+        return column == value if op == Op.eq else or_(column != value, column.is_(None))
+    if spec.type == "dateTime":
+        if op in (Op.co, Op.sw, Op.ew):
+            raise invalid_filter(f"{name} is a dateTime: {op.value} does not apply")
+        value = _datetime(value)
+    elif not isinstance(value, str):
+        raise invalid_filter(f"{name} is a string: compare it with a quoted value")
+    elif not spec.case_exact:
+        column, value = func.lower(column), value.lower()
+    if op == Op.co:
+        return column.contains(value, autoescape=True)
+    if op == Op.sw:
+        return column.startswith(value, autoescape=True)
+    if op == Op.ew:
+        return column.endswith(value, autoescape=True)
+    return {
+        Op.eq: lambda: column == value,
+        Op.ne: lambda: or_(column != value, column.is_(None)),
+        Op.gt: lambda: column > value,
+        Op.ge: lambda: column >= value,
+        Op.lt: lambda: column < value,
+        Op.le: lambda: column <= value,
+    }[op]()
+
+
+def present(spec: Column) -> ColumnElement:
+    if spec.type == "string":
+        return and_(spec.column.is_not(None), spec.column != "")
+    return spec.column.is_not(None)
+
+
+class _SqlBuilder(FilterVisitor[ColumnElement]):
+    def __init__(self, attributes: AttributeMap, within: MultiValued | None = None):
+        self.attributes = attributes
+        self.within = within  # inside emails[...]: names are sub-attributes of this multi-valued attribute
+
+    def _resolve(self, path: AttrPath) -> tuple[Column | None, MultiValued | None, str]:
+        """(scalar column, None) or (sub-attribute column, multi-valued attribute) for a path."""
+        _strip_schema(path, self.attributes.schema)
+        name = str(AttrPath(path.attr, path.sub_attr))
+        key = name.lower()
+        if self.within is not None:
+            spec = self.within.subs.get(key)
+            if spec is None:
+                raise invalid_filter(f"attribute {name} is not filterable here")
+            return spec, None, name
+        if key in self.attributes.scalars:
+            return self.attributes.scalars[key], None, name
+        multi = self.attributes.multi.get(path.attr.lower())
+        if multi is not None:
+            sub = (path.sub_attr or multi.default_sub).lower()
+            if sub in multi.subs:
+                return multi.subs[sub], multi, name
+        raise invalid_filter(f"attribute {name} is not filterable")
+
+    def _exists(self, multi: MultiValued, condition: ColumnElement) -> ColumnElement:
+        return exists(select(1).where(multi.owner == self.attributes.id_column, condition))
+
+    def visit_comparison(self, node: Comparison) -> ColumnElement:
+        spec, multi, name = self._resolve(node.attr_path)
+        condition = compare(spec, node.op, node.value, name)
+        return self._exists(multi, condition) if multi else condition
+
+    def visit_present(self, node: Present) -> ColumnElement:
+        spec, multi, _ = self._resolve(node.attr_path)
+        return self._exists(multi, present(spec)) if multi else present(spec)
+
+    def visit_not(self, node: Not) -> ColumnElement:
+        # SQL's NULL would make "not (title eq x)" drop users without a title; SCIM keeps them.
+        return not_(func.coalesce(self.visit(node.expr), false()))
+
+    def visit_logical_expr(self, node: LogicalExpr) -> ColumnElement:
+        terms = [self.visit(term) for term in node.terms]
+        return and_(*terms) if node.op == LogicalOperator.and_ else or_(*terms)
+
+    def visit_value_path(self, node: ValuePath) -> ColumnElement:
+        if self.within is not None:
+            raise invalid_filter("value filters cannot be nested")
+        _strip_schema(node.attr_path, self.attributes.schema)
+        multi = self.attributes.multi.get(node.attr_path.attr.lower())
+        if multi is None or node.attr_path.sub_attr:
+            raise invalid_filter(f"attribute {node.attr_path} is not a filterable multi-valued attribute")
+        inner = _SqlBuilder(self.attributes, within=multi).visit(node.val_filter)
+        return self._exists(multi, inner)

@@ -1,0 +1,73 @@
+"""/Groups views. Membership lives in the link table and changes through set-based statements."""
+
+from models import Group, db
+from scim import bp
+from scim.filters import GROUP_MAP
+from scim.listing import list_resources
+from scim.members import MembershipPatch
+from scim.patch import apply_patch, operations
+from scim.schema import GROUP, normalize_resource
+from scim.serialize import group_to_scim, read_json, resource_response, wants
+from scim.store import add_members, get_or_404, member_ids, members_of, remove_members, write_group
+
+
+def render_groups(groups: list[Group]) -> list[dict]:
+    members = members_of([g.id for g in groups]) if wants("members") else {}
+    return [group_to_scim(g, members.get(g.id) or None) for g in groups]
+
+
+def group_response(group: Group, status: int = 200):
+    return resource_response(render_groups([group])[0], status)
+
+
+@bp.get("/Groups")
+def list_groups():
+    return list_resources(Group, GROUP_MAP, render_groups)
+
+
+@bp.post("/Groups")
+def create_group():
+    body = read_json()
+    group = write_group(Group(), normalize_resource(GROUP, body))
+    add_members(group.id, member_ids(body.get("members")))
+    db.session.commit()
+    return group_response(group, 201)
+
+
+@bp.get("/Groups/<group_id>")
+def get_group(group_id):
+    return group_response(get_or_404(Group, group_id, "Group"))
+
+
+@bp.put("/Groups/<group_id>")
+def replace_group(group_id):
+    # Okta's AIW apps push the full membership this way: the members sent are the members kept.
+    group = get_or_404(Group, group_id, "Group")
+    body = read_json()
+    write_group(group, normalize_resource(GROUP, body))
+    remove_members(group.id, None)
+    add_members(group.id, member_ids(body.get("members")))
+    db.session.commit()
+    return group_response(group)
+
+
+@bp.patch("/Groups/<group_id>")
+def patch_group(group_id):
+    group = get_or_404(Group, group_id, "Group")
+    ops = operations(read_json())
+    member_ops = [op for op in ops if op.attribute == "members"]
+    other_ops = [op for op in ops if op.attribute != "members"]
+    if other_ops:
+        write_group(group, apply_patch(group.data, GROUP, other_ops))
+    MembershipPatch(group.id).apply_all(member_ops)
+    if member_ops and not other_ops:
+        write_group(group, group.data)  # a membership change is a new version of the group
+    db.session.commit()
+    return group_response(group)
+
+
+@bp.delete("/Groups/<group_id>")
+def delete_group(group_id):
+    db.session.delete(get_or_404(Group, group_id, "Group"))
+    db.session.commit()
+    return "", 204

@@ -1,0 +1,264 @@
+"""PATCH (RFC 7644 §3.5.2) applied to a resource held as a clean SCIM dict.
+
+scim2-models parses each path; this module applies add/remove/replace to the dict. Path-less values are split
+into one operation per key, so Okta's `{"op":"replace","value":{"active":false}}` and Entra ID's dotted and
+URN-qualified keys (`"name.givenName"`, `"urn:...:enterprise:2.0:User:employeeNumber"`) take the same road.
+"""
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from scim2_models import Path
+from scim2_models.exceptions import SCIMException
+from scim2_models.path import AttrPath, Comparison, LogicalExpr, Not, PathNode, Present, ValuePath
+from scim2_models.path import CompareOperator as Op, LogicalOperator
+
+from scim.errors import ScimError, bad_request
+from scim.schema import EXTENSIONS, Attr, coerce_any, find_attr, normalize_resource
+
+PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+OPS = {"add", "remove", "replace"}  # Entra ID capitalises them: "Add", "Replace", "Remove"
+IGNORED_KEYS = {"schemas", "id", "meta", "groups"}  # read-only: ignored in a path-less value (Okta sends id)
+
+
+@dataclass
+class Operation:
+    op: str
+    path: PathNode | None
+    value: Any
+    implicit: bool = False  # split out of a path-less value
+
+    @property
+    def attribute(self) -> str:
+        """The top-level attribute (or extension URN) the operation touches, lower-cased."""
+        node = self.path.attr_path if isinstance(self.path, ValuePath) else self.path
+        return (node.uri + ":" + node.attr if node.uri else node.attr).lower()
+
+
+def parse_path(text: str) -> PathNode:
+    if not isinstance(text, str) or not text.strip():
+        raise ScimError(400, "path must be a non-empty string", "invalidPath")
+    try:
+        return Path(text).ast
+    except (SCIMException, ValueError) as exc:
+        raise ScimError(400, f"invalid path {text!r}: {exc}", "invalidPath") from None
+
+
+def operations(body) -> list[Operation]:
+    """The operations of a PatchOp body, path-less values split into one operation per attribute."""
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object", "invalidSyntax")
+    schemas = body.get("schemas")
+    if schemas is not None and PATCH_SCHEMA not in (schemas if isinstance(schemas, list) else [schemas]):
+        raise bad_request(f"schemas must contain {PATCH_SCHEMA}", "invalidSyntax")
+    raw_ops = next((v for k, v in body.items() if k.lower() == "operations"), None)
+    if not isinstance(raw_ops, list) or not raw_ops:
+        raise bad_request("Operations must be a non-empty array", "invalidSyntax")
+    result = []
+    for raw in raw_ops:
+        if not isinstance(raw, dict):
+            raise bad_request("each operation must be an object", "invalidSyntax")
+        raw = {k.lower(): v for k, v in raw.items()}
+        op = str(raw.get("op", "")).lower()
+        if op not in OPS:
+            raise bad_request(f"op must be add, remove or replace, got {raw.get('op')!r}", "invalidSyntax")
+        if raw.get("path") is not None:
+            result.append(Operation(op, parse_path(raw["path"]), raw.get("value")))
+        elif op == "remove":
+            raise ScimError(400, "remove needs a path (RFC 7644 §3.5.2.2)", "noTarget")
+        elif not isinstance(raw.get("value"), dict):
+            raise bad_request("an operation without a path needs an object as value", "invalidSyntax")
+        else:
+            result.extend(_split(op, raw["value"]))
+    return result
+
+
+def _split(op: str, value: dict) -> list[Operation]:
+    split = []
+    for key, item in value.items():
+        if key.lower() in IGNORED_KEYS:
+            continue
+        extension = next((e for ext in EXTENSIONS.values() for e in ext if e.name.lower() == key.lower()), None)
+        if extension is not None and isinstance(item, dict):
+            split.extend(Operation(op, parse_path(f"{extension.name}:{k}"), v, True) for k, v in item.items())
+        else:
+            split.append(Operation(op, parse_path(key), item, True))
+    return split
+
+
+def apply_patch(resource: dict, schema: Attr, ops: list[Operation]) -> dict:
+    """The resource after every operation, checked again as a whole; the input dict is left untouched."""
+    result = copy.deepcopy(resource)
+    for operation in ops:
+        _apply(result, schema, operation)
+    return normalize_resource(schema, result)
+
+
+def _target(resource: dict, schema: Attr, node: AttrPath, implicit: bool) -> tuple[dict | None, Attr | None]:
+    """The dict holding the attribute and the attribute's definition (None, None: skip this implicit key)."""
+    container, parent = resource, schema
+    if node.uri and node.uri.lower() != schema.name.lower():
+        parent = find_attr(schema, node.uri)
+        if parent is None:
+            whole = find_attr(schema, f"{node.uri}:{node.attr}")  # the path names a whole extension
+            if whole is not None:
+                return resource, whole
+            raise ScimError(400, f"unknown schema in path {node}", "invalidPath")
+        container = resource.setdefault(parent.name, {})
+    attr = parent.child(node.attr)
+    if attr is None or attr.mutability == "readOnly":
+        if implicit:
+            return None, None
+        if attr is None:
+            raise ScimError(400, f"unknown attribute in path {node}", "invalidPath")
+        raise ScimError(400, f"{attr.name} is read-only", "mutability")
+    return container, attr
+
+
+def _apply(resource: dict, schema: Attr, operation: Operation) -> None:
+    node = operation.path
+    attr_node = node.attr_path if isinstance(node, ValuePath) else node
+    if isinstance(node, (Comparison, Present)):
+        raise ScimError(400, f"path {node} is a filter, not an attribute", "invalidPath")
+    container, attr = _target(resource, schema, attr_node, operation.implicit)
+    if attr is None:
+        return
+    if isinstance(node, ValuePath):
+        _apply_filtered(container, attr, node, operation)
+    elif attr_node.sub_attr:
+        _apply_sub(container, attr, attr_node.sub_attr, operation)
+    else:
+        _apply_whole(container, attr, operation)
+
+
+def _apply_whole(container: dict, attr: Attr, operation: Operation) -> None:
+    if operation.op == "remove":
+        if attr.multi and isinstance(operation.value, list) and operation.value:
+            # A value list on remove (Entra ID's member removal form): drop the items with those values.
+            drop = {v.get("value") for v in operation.value if isinstance(v, dict)}
+            kept = [i for i in container.get(attr.name, []) if i.get("value") not in drop]
+            container[attr.name] = kept
+        else:
+            container.pop(attr.name, None)
+        return
+    value = operation.value
+    if attr.multi and not isinstance(value, list) and value is not None:
+        value = [value]
+    value = coerce_any(attr, value, attr.name)
+    if value is None:
+        container.pop(attr.name, None)
+    elif attr.multi and operation.op == "add":
+        # RFC 7644 §3.5.2.1: add to a multi-valued attribute appends, without duplicating a value.
+        current = container.setdefault(attr.name, [])
+        current.extend(item for item in value if item not in current)
+        _keep_one_primary(current, value)
+    elif attr.type == "complex" and not attr.multi:
+        # Sub-attributes not given are left as they were (RFC 7644 §3.5.2.1 and §3.5.2.3).
+        container[attr.name] = {**container.get(attr.name, {}), **value}
+    else:
+        container[attr.name] = value
+        if attr.multi:
+            _keep_one_primary(value, value)
+
+
+def _apply_sub(container: dict, attr: Attr, sub_name: str, operation: Operation) -> None:
+    sub = attr.child(sub_name)
+    if sub is None or attr.type != "complex":
+        raise ScimError(400, f"unknown attribute in path {attr.name}.{sub_name}", "invalidPath")
+    if attr.multi:  # emails.value without a filter: every value of the attribute
+        for item in container.get(attr.name, []):
+            _set_or_drop(item, sub, operation)
+        return
+    _set_or_drop(container.setdefault(attr.name, {}), sub, operation)
+
+
+def _set_or_drop(item: dict, sub: Attr, operation: Operation) -> None:
+    value = None if operation.op == "remove" else coerce_any(sub, operation.value, sub.name)
+    if value is None:
+        item.pop(sub.name, None)
+    else:
+        item[sub.name] = value
+
+
+def _apply_filtered(container: dict, attr: Attr, node: ValuePath, operation: Operation) -> None:
+    if not attr.multi:
+        raise ScimError(400, f"{attr.name} is not multi-valued", "invalidPath")
+    sub = attr.child(node.sub_attr) if node.sub_attr else None
+    if node.sub_attr and sub is None:
+        raise ScimError(400, f"unknown attribute in path {node}", "invalidPath")
+    items = container.setdefault(attr.name, [])
+    matched = [item for item in items if matches(item, node.val_filter)]
+    if operation.op == "remove":
+        if sub:
+            for item in matched:
+                item.pop(sub.name, None)
+        else:
+            container[attr.name] = [item for item in items if item not in matched]
+        return
+    if not matched:
+        created = _item_from_filter(node.val_filter)
+        if created is None or sub is None:
+            raise ScimError(400, f"no value of {attr.name} matches {node.val_filter}", "noTarget")
+        # Entra ID: replace on emails[type eq "work"].value creates the work email when there is none.
+        items.append(created)
+        matched = [created]
+    for item in matched:
+        if sub:
+            _set_or_drop(item, sub, operation)
+        elif isinstance(operation.value, dict):
+            item.update(coerce_any(attr, [operation.value], attr.name)[0])
+        else:
+            raise bad_request(f"the value for {node} must be an object")
+    _keep_one_primary(items, matched)
+
+
+def _item_from_filter(node) -> dict | None:
+    """`type eq "work"` (and more eq terms joined by and) as the item it describes, else None."""
+    terms = node.terms if isinstance(node, LogicalExpr) and node.op == LogicalOperator.and_ else (node,)
+    item = {}
+    for term in terms:
+        if not isinstance(term, Comparison) or term.op != Op.eq or term.attr_path.sub_attr:
+            return None
+        item[term.attr_path.attr] = term.value
+    return item
+
+
+def _keep_one_primary(items: list, changed: list) -> None:
+    """RFC 7643 §2.4: at most one value has primary true; the one just written wins."""
+    winner = next((i for i in changed if isinstance(i, dict) and i.get("primary") is True), None)
+    if winner is not None:
+        for item in items:
+            if item is not winner and item.get("primary") is True:
+                item["primary"] = False
+
+
+def _lookup(item: dict, name: str):
+    return next((v for k, v in item.items() if k.lower() == name.lower()), None)
+
+
+def matches(item: dict, node) -> bool:
+    """A value filter evaluated on one item of a multi-valued attribute (strings compared without case)."""
+    if isinstance(node, LogicalExpr):
+        results = (matches(item, term) for term in node.terms)
+        return all(results) if node.op == LogicalOperator.and_ else any(results)
+    if isinstance(node, Not):
+        return not matches(item, node.expr)
+    if isinstance(node, Present):
+        return _lookup(item, node.attr_path.attr) not in (None, "", [], {})
+    if not isinstance(node, Comparison):
+        raise ScimError(400, f"unsupported value filter {node}", "invalidFilter")
+    actual, expected = _lookup(item, node.attr_path.attr), node.value
+    if isinstance(actual, str) and isinstance(expected, str):
+        actual, expected = actual.lower(), expected.lower()
+    try:
+        return {
+            Op.eq: lambda: actual == expected, Op.ne: lambda: actual != expected,
+            Op.co: lambda: isinstance(actual, str) and expected in actual,
+            Op.sw: lambda: isinstance(actual, str) and actual.startswith(expected),
+            Op.ew: lambda: isinstance(actual, str) and actual.endswith(expected),
+            Op.gt: lambda: actual > expected, Op.ge: lambda: actual >= expected,
+            Op.lt: lambda: actual < expected, Op.le: lambda: actual <= expected,
+        }[node.op]()
+    except TypeError:
+        return False

@@ -1,0 +1,156 @@
+"""The User and Group schemas (RFC 7643 §4, §8.7.1) and the check that turns a request body into a clean resource.
+
+Bodies are checked against these tables rather than a strict model, so that what Okta and Entra really send
+(emails at `.local` domains, `"False"` as a string, `groups: []` and `meta` on create) is accepted.
+"""
+
+from dataclasses import dataclass, field
+
+from scim.errors import bad_request
+
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+ENTERPRISE_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+@dataclass(frozen=True)
+class Attr:
+    name: str
+    type: str = "string"  # string | boolean | complex | reference | binary | dateTime
+    multi: bool = False
+    sub: tuple["Attr", ...] = ()
+    mutability: str = "readWrite"  # readWrite | readOnly | writeOnly | immutable
+    returned: str = "default"  # default | always | never
+    case_exact: bool = False
+    required: bool = False
+    by_name: dict = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "by_name", {a.name.lower(): a for a in self.sub})
+
+    def child(self, name: str) -> "Attr | None":
+        return self.by_name.get(name.lower())
+
+
+def _multi(name: str, value_type: str = "string", **kw) -> Attr:
+    """The usual shape of a multi-valued attribute: value, display, type, primary (RFC 7643 §2.4)."""
+    sub = (Attr("value", value_type), Attr("display"), Attr("type"), Attr("primary", "boolean"))
+    return Attr(name, "complex", multi=True, sub=sub, **kw)
+
+
+COMMON = (
+    Attr("id", mutability="readOnly", returned="always", case_exact=True),
+    Attr("externalId", case_exact=True),
+    Attr("meta", "complex", mutability="readOnly"),
+)
+
+NAME = Attr("name", "complex", sub=tuple(Attr(n) for n in (
+    "formatted", "familyName", "givenName", "middleName", "honorificPrefix", "honorificSuffix")))
+
+ADDRESS = Attr("addresses", "complex", multi=True, sub=tuple(Attr(n) for n in (
+    "formatted", "streetAddress", "locality", "region", "postalCode", "country", "type"))
+    + (Attr("primary", "boolean"),))
+
+USER = Attr(USER_SCHEMA, "complex", sub=COMMON + (
+    Attr("userName", required=True),
+    NAME,
+    Attr("displayName"), Attr("nickName"), Attr("profileUrl", "reference"), Attr("title"),
+    Attr("userType"), Attr("preferredLanguage"), Attr("locale"), Attr("timezone"),
+    Attr("active", "boolean"),
+    Attr("password", mutability="writeOnly", returned="never"),
+    _multi("emails"), _multi("phoneNumbers"), _multi("ims"), _multi("photos", "reference"),
+    ADDRESS,
+    Attr("groups", "complex", multi=True, mutability="readOnly", sub=(
+        Attr("value"), Attr("$ref", "reference"), Attr("display"), Attr("type"))),
+    _multi("entitlements"), _multi("roles"), _multi("x509Certificates", "binary"),
+))
+
+ENTERPRISE_USER = Attr(ENTERPRISE_SCHEMA, "complex", sub=(
+    Attr("employeeNumber"), Attr("costCenter"), Attr("organization"), Attr("division"),
+    Attr("department"),
+    Attr("manager", "complex", sub=(
+        Attr("value"), Attr("$ref", "reference"), Attr("displayName", mutability="readOnly"))),
+))
+
+GROUP = Attr(GROUP_SCHEMA, "complex", sub=COMMON + (
+    Attr("displayName", required=True),
+    Attr("members", "complex", multi=True, sub=(
+        Attr("value", mutability="immutable"), Attr("$ref", "reference"), Attr("display"),
+        Attr("type"))),
+))
+
+EXTENSIONS = {USER_SCHEMA: (ENTERPRISE_USER,), GROUP_SCHEMA: ()}
+TRUE_FALSE = {"true": True, "false": False}
+
+
+def is_unassigned(value) -> bool:
+    return value is None or value == [] or value == {} or value == ""
+
+
+def coerce(attr: Attr, value, where: str):
+    """One value of `attr`, checked and normalised. Raises 400 invalidValue on a wrong type."""
+    if attr.type == "boolean":
+        if isinstance(value, bool):
+            return value
+        # Entra ID sends booleans as "True"/"False" strings unless the aadOptscim062020 flag is set.
+        if isinstance(value, str) and value.lower() in TRUE_FALSE:
+            return TRUE_FALSE[value.lower()]
+        raise bad_request(f"{where} must be a boolean")
+    if attr.type == "complex":
+        if not isinstance(value, dict):
+            raise bad_request(f"{where} must be an object")
+        return normalize(attr, value, where)
+    if not isinstance(value, str):
+        raise bad_request(f"{where} must be a string")
+    return value
+
+
+def coerce_any(attr: Attr, value, where: str):
+    """A whole attribute value: a list of coerced items when multi-valued, one coerced value otherwise."""
+    if is_unassigned(value):
+        return None
+    if not attr.multi:
+        return coerce(attr, value, where)
+    if not isinstance(value, list):
+        raise bad_request(f"{where} must be an array")
+    items = [coerce(attr, item, f"{where}[{i}]") for i, item in enumerate(value)]
+    return [item for item in items if not is_unassigned(item)] or None
+
+
+def normalize(parent: Attr, body: dict, where: str = "") -> dict:
+    """Keep the attributes `parent` declares, under their canonical names (RFC 7643 §2.1: names are
+    case-insensitive), drop readOnly ones (RFC 7644 §3.5.1: ignored when sent) and unknown ones."""
+    clean = {}
+    for key, value in body.items():
+        attr = parent.child(key)
+        if attr is None or attr.mutability == "readOnly":
+            continue
+        value = coerce_any(attr, value, f"{where}{attr.name}")
+        if value is not None:
+            clean[attr.name] = value
+    return clean
+
+
+def normalize_resource(resource: Attr, body: dict) -> dict:
+    """A request body as the clean resource dict stored in `data` (core attributes and known extensions)."""
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object", "invalidSyntax")
+    clean = normalize(resource, body)
+    for extension in EXTENSIONS[resource.name]:
+        for key, value in body.items():
+            if key.lower() == extension.name.lower() and not is_unassigned(value):
+                part = coerce(extension, value, extension.name)
+                if part:
+                    clean[extension.name] = part
+    for attr in resource.sub:
+        if attr.required and not clean.get(attr.name, "").strip():
+            raise bad_request(f"{attr.name} is required", "invalidValue")
+    return clean
+
+
+def find_attr(resource: Attr, name: str) -> Attr | None:
+    """A top-level attribute by name, or a whole extension by its URN."""
+    attr = resource.child(name)
+    if attr:
+        return attr
+    return next((e for e in EXTENSIONS[resource.name] if e.name.lower() == name.lower()), None)

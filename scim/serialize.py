@@ -1,0 +1,166 @@
+"""Rows <-> SCIM JSON: meta, locations, versions, attribute selection, list responses and paging."""
+
+import json
+from datetime import datetime, timezone
+
+from flask import Response, current_app, request
+
+from scim.errors import SCIM_MEDIA_TYPE, bad_request
+from scim.schema import ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
+
+LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+ALWAYS_RETURNED = {"id", "schemas"}
+
+
+def timestamp(value: datetime) -> str:
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored in UTC.
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+def location(endpoint: str, resource_id: str) -> str:
+    # request.url_root follows X-Forwarded-Proto/-Host when TRUST_PROXY is on (ngrok, reverse proxies).
+    return f"{request.url_root}scim/v2/{endpoint}/{resource_id}"
+
+
+def meta(row, resource_type: str, endpoint: str) -> dict:
+    return {
+        "resourceType": resource_type,
+        "created": timestamp(row.created),
+        "lastModified": timestamp(row.last_modified),
+        "location": location(endpoint, row.id),
+        "version": etag(row.version),
+    }
+
+
+def user_to_scim(user, groups: list[dict]) -> dict:
+    schemas = [USER_SCHEMA] + ([ENTERPRISE_SCHEMA] if ENTERPRISE_SCHEMA in user.data else [])
+    body = {"schemas": schemas, "id": user.id, **user.data}
+    body["active"] = user.active
+    if groups:
+        body["groups"] = groups
+    body["meta"] = meta(user, "User", "Users")
+    return body
+
+
+def group_to_scim(group, members: list[dict] | None) -> dict:
+    body = {"schemas": [GROUP_SCHEMA], "id": group.id, **group.data}
+    if members is not None:
+        body["members"] = members
+    body["meta"] = meta(group, "Group", "Groups")
+    return body
+
+
+def scim_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
+    response = Response(json.dumps(body), status=status, mimetype=SCIM_MEDIA_TYPE)
+    response.headers.update(headers or {})
+    return response
+
+
+def resource_response(body: dict, status: int = 200) -> Response:
+    """A single resource with its ETag (RFC 7644 §3.14); 201 answers also carry Location (§3.3)."""
+    headers = {"ETag": body["meta"]["version"]}
+    if status == 201:
+        headers["Location"] = body["meta"]["location"]
+    return scim_response(select_attributes(body), status, headers)
+
+
+def _int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise bad_request(f"{name} must be an integer, got {raw!r}") from None
+
+
+def page_args() -> tuple[int, int]:
+    """RFC 7644 §3.4.2.4: startIndex is 1-based (below 1 means 1); count below 0 means 0, and is capped."""
+    start = max(_int_arg("startIndex", 1), 1)
+    count = _int_arg("count", current_app.config["SCIM_DEFAULT_PAGE_SIZE"])
+    count = min(max(count, 0), current_app.config["SCIM_MAX_PAGE_SIZE"])
+    return start, count
+
+
+def list_response(resources: list[dict], total: int, start: int) -> Response:
+    body = {
+        "schemas": [LIST_SCHEMA],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": len(resources),
+        "Resources": [select_attributes(r) for r in resources],
+    }
+    return scim_response(body)
+
+
+def _names(param: str) -> list[tuple[str, ...]]:
+    """`attributes`/`excludedAttributes` as lower-cased paths: "name.givenName" -> ("name", "givenname")."""
+    raw = request.args.get(param, "")
+    paths = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        lowered = item.lower()
+        for urn in (USER_SCHEMA, GROUP_SCHEMA):
+            if lowered.startswith(urn.lower() + ":"):
+                lowered = lowered[len(urn) + 1:]
+        if lowered.startswith(ENTERPRISE_SCHEMA.lower() + ":"):
+            paths.append((ENTERPRISE_SCHEMA.lower(), lowered[len(ENTERPRISE_SCHEMA) + 1:]))
+        else:
+            paths.append(tuple(lowered.split(".", 1)))
+    return paths
+
+
+def wants(attribute: str) -> bool:
+    """Whether the response will carry `attribute`, so views can skip loading what is not returned."""
+    attribute = attribute.lower()
+    included, excluded = _names("attributes"), _names("excludedAttributes")
+    if included:
+        return any(path[0] == attribute for path in included)
+    return (attribute,) not in excluded
+
+
+def select_attributes(body: dict) -> dict:
+    """RFC 7644 §3.4.2.5: `attributes` keeps only the named ones, `excludedAttributes` drops them; id and
+    schemas always come back."""
+    included, excluded = _names("attributes"), _names("excludedAttributes")
+    if not included and not excluded:
+        return body
+    result = {}
+    for key, value in body.items():
+        lowered = key.lower()
+        if lowered in ALWAYS_RETURNED:
+            result[key] = value
+            continue
+        subs_in = {p[1] for p in included if p[0] == lowered and len(p) == 2}
+        subs_out = {p[1] for p in excluded if p[0] == lowered and len(p) == 2}
+        if included and (lowered,) not in included and not subs_in:
+            continue
+        if (lowered,) in excluded:
+            continue
+        result[key] = _select_sub(value, subs_in, subs_out) if subs_in or subs_out else value
+    return result
+
+
+def _select_sub(value, keep: set, drop: set):
+    if isinstance(value, list):
+        return [_select_sub(item, keep, drop) for item in value]
+    if not isinstance(value, dict):
+        return value
+    return {k: v for k, v in value.items()
+            if (not keep or k.lower() in keep) and k.lower() not in drop}
+
+
+def read_json() -> dict:
+    """The request body as a JSON object; anything else is 400 invalidSyntax (RFC 7644 §3.12)."""
+    raw = request.get_data(cache=False)
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise bad_request("the request body is not valid JSON", "invalidSyntax") from None
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object", "invalidSyntax")
+    return body
