@@ -1,0 +1,129 @@
+"""Test fixtures: an app per test on a fresh database, SQLite or a throwaway PostgreSQL.
+
+TEST_DATABASE=sqlite (default) or postgresql picks the backend; `make test` runs the suite once with each.
+TEST_DATABASE_URL points the PostgreSQL run at an existing server instead of starting one.
+"""
+
+import os
+from json import dumps
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import delete
+
+from app import create_app
+from models import Group, Link, User, UserEmail, db
+from tests.pg import throwaway_postgres
+
+TOKEN = "test-token-7d1f0c9e"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    if BACKEND == "sqlite":
+        yield "sqlite:///" + str(tmp_path_factory.mktemp("db") / "scim.db")
+    elif BACKEND == "postgresql":
+        if os.environ.get("TEST_DATABASE_URL"):
+            yield os.environ["TEST_DATABASE_URL"]
+        else:
+            with throwaway_postgres() as url:
+                yield url
+    else:
+        raise pytest.UsageError(f"TEST_DATABASE must be sqlite or postgresql, not {BACKEND!r}")
+
+
+@pytest.fixture(scope="session")
+def migrated(database_url):
+    """The schema, built once per session by the committed migrations (not by create_all)."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SCIM_BEARER_TOKEN": TOKEN})
+    with app.app_context():
+        upgrade(directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
+        db.engine.dispose()
+    return database_url
+
+
+@pytest.fixture
+def app(migrated):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": migrated, "SCIM_BEARER_TOKEN": TOKEN, "TESTING": True})
+    with app.app_context():
+        for model in (Link, UserEmail, User, Group):
+            db.session.execute(delete(model))
+        db.session.commit()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class Api:
+    """The test client with the bearer token and the /scim/v2 prefix, so tests read like the requests."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def request(self, method, path, json=None, headers=None, **kw):
+        all_headers = {**AUTH, **(headers or {})}
+        if json is not None:
+            kw["data"] = dumps(json)
+            all_headers.setdefault("Content-Type", "application/scim+json")
+        return self.client.open("/scim/v2" + path, method=method, headers=all_headers, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, json=None, **kw):
+        return self.request("POST", path, json=json, **kw)
+
+    def put(self, path, json=None, **kw):
+        return self.request("PUT", path, json=json, **kw)
+
+    def patch(self, path, json=None, **kw):
+        return self.request("PATCH", path, json=json, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def api(client):
+    return Api(client)
+
+
+def user_body(user_name, given="Barbara", family="Jensen", **extra):
+    """A create body shaped like Okta's (clients.md §1.2)."""
+    body = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user_name,
+        "name": {"givenName": given, "familyName": family},
+        "emails": [{"primary": True, "value": user_name, "type": "work"}],
+        "displayName": f"{given} {family}",
+        "active": True,
+    }
+    body.update(extra)
+    return body
+
+
+@pytest.fixture
+def make_user(api):
+    def make(user_name, **extra):
+        response = api.post("/Users", json=user_body(user_name, **extra))
+        assert response.status_code == 201, response.json
+        return response.json
+    return make
+
+
+@pytest.fixture
+def make_group(api):
+    def make(display_name, members=()):
+        body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": display_name,
+                "members": [{"value": m} for m in members]}
+        response = api.post("/Groups", json=body)
+        assert response.status_code == 201, response.json
+        return response.json
+    return make
