@@ -6,6 +6,8 @@ from flask import Flask, jsonify
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from models import db
+
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 SCIM_MEDIA_TYPE = "application/scim+json"
 log = logging.getLogger(__name__)
@@ -31,6 +33,11 @@ def not_found(kind: str, resource_id: str) -> ScimError:
 
 
 def error_response(error: ScimError):
+    # A request is one transaction: whatever it wrote before failing is undone here.
+    try:
+        db.session.rollback()
+    except Exception:  # a lost connection must not turn the error into a 500
+        log.warning("rollback failed", exc_info=True)
     body = {"schemas": [ERROR_SCHEMA], "status": str(error.status), "detail": error.detail}
     if error.scim_type:
         body["scimType"] = error.scim_type

@@ -54,6 +54,9 @@ def flush_unique(what: str) -> None:
 def write_user(user: User, resource: dict) -> User:
     """Store a clean resource dict on `user`: `data`, the indexed columns, the emails table, the password."""
     resource = dict(resource)
+    if user.id is not None:  # before the new values are set, so that autoflush cannot write them early
+        db.session.execute(delete(UserEmail).where(UserEmail.user_id == user.id))
+        touch(user)
     password = resource.pop("password", None)
     if password is not None:
         # Kept only as a salted hash; never returned (RFC 7643 §4.1.1: returned "never").
@@ -68,9 +71,6 @@ def write_user(user: User, resource: dict) -> User:
     user.data = resource
     if user.id is None:
         db.session.add(user)
-    else:
-        touch(user)
-        db.session.execute(delete(UserEmail).where(UserEmail.user_id == user.id))
     flush_unique(f"a user with userName {user.user_name!r}")
     emails = [
         {"user_id": user.id, "value": e.get("value"), "type": e.get("type"),

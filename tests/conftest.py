@@ -4,12 +4,13 @@ TEST_DATABASE=sqlite (default) or postgresql picks the backend; `make test` runs
 TEST_DATABASE_URL points the PostgreSQL run at an existing server instead of starting one.
 """
 
+import contextlib
 import os
 from json import dumps
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import delete
+from sqlalchemy import delete, event
 
 from app import create_app
 from models import Group, Link, User, UserEmail, db
@@ -127,3 +128,24 @@ def make_group(api):
         assert response.status_code == 201, response.json
         return response.json
     return make
+
+
+class StatementCounter:
+    count = 0
+
+
+@pytest.fixture
+def count_statements(app):
+    """`with count_statements() as c:` counts the SQL statements sent to the database inside the block."""
+    @contextlib.contextmanager
+    def counting():
+        counter = StatementCounter()
+
+        def on_execute(*_args):
+            counter.count += 1
+        event.listen(db.engine, "before_cursor_execute", on_execute)
+        try:
+            yield counter
+        finally:
+            event.remove(db.engine, "before_cursor_execute", on_execute)
+    return counting
