@@ -34,6 +34,13 @@ def settings_from_env(instance_path: str) -> dict:
         "MAX_CONTENT_LENGTH": int(env.get("SCIM_MAX_BODY_BYTES", 8 * 1024 * 1024)),
         "SCIM_DEFAULT_PAGE_SIZE": int(env.get("SCIM_DEFAULT_PAGE_SIZE", 100)),
         "SCIM_MAX_PAGE_SIZE": int(env.get("SCIM_MAX_PAGE_SIZE", 1000)),
+        "SCIM_MAX_JSON_DEPTH": int(env.get("SCIM_MAX_JSON_DEPTH", 32)),
+        "SCIM_TOKEN_PEPPER": env.get("SCIM_TOKEN_PEPPER", ""),
+        "SCIM_ACCEPT_BARE_TOKEN": env.get("SCIM_ACCEPT_BARE_TOKEN", "").lower() in TRUE_WORDS,
+        "SCIM_AUTH_FAILURE_LIMIT": int(env.get("SCIM_AUTH_FAILURE_LIMIT", 20)),
+        "SCIM_AUTH_FAILURE_WINDOW": int(env.get("SCIM_AUTH_FAILURE_WINDOW", 300)),
+        "SCIM_AUDIT_RETENTION_DAYS": int(env.get("SCIM_AUDIT_RETENTION_DAYS", 90)),
+        "SCIM_ACCESS_LOG": env.get("SCIM_ACCESS_LOG", "1").lower() in TRUE_WORDS,
     }
 
 
@@ -57,11 +64,14 @@ def create_app(config: dict | None = None) -> Flask:
         # Behind ngrok or a reverse proxy: take scheme, host and client address from X-Forwarded-*.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
 
+    from commands import audit_cli, tokens_cli
     from scim import register
 
     register(app)
+    app.cli.add_command(tokens_cli)
+    app.cli.add_command(audit_cli)
     if not app.config["SCIM_BEARER_TOKEN"]:
-        app.logger.warning("SCIM_BEARER_TOKEN is not set: every SCIM request will be refused with 401")
+        app.logger.info("SCIM_BEARER_TOKEN is not set: only tokens from `manage.py tokens create` are accepted")
     return app
 
 

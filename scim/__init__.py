@@ -2,28 +2,41 @@
 
 from flask import Blueprint, Flask, request
 
+from scim.audit import record, start_clock
 from scim.auth import require_token
 from scim.errors import ScimError, register_error_handlers
 
 PREFIX = "/scim/v2"
 JSON_TYPES = {"application/scim+json", "application/json", ""}
+SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 bp = Blueprint("scim", __name__, url_prefix=PREFIX)
 
 
+def is_scim_request() -> bool:
+    return request.path == PREFIX or request.path.startswith(PREFIX + "/")
+
+
 def _before_request():
     """Authenticate everything under /scim/v2 (unknown paths included), then check the body's media type."""
-    if not (request.path == PREFIX or request.path.startswith(PREFIX + "/")):
+    if not is_scim_request():
         return
+    start_clock()
     require_token()
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype not in JSON_TYPES:
         # RFC 7644 §3.1: SCIM bodies are application/scim+json (application/json is accepted too).
         raise ScimError(415, f"unsupported media type {request.mimetype!r}; send application/scim+json")
 
 
+def _after_request(response):
+    response.headers.update(SECURITY_HEADERS)
+    return record(response) if is_scim_request() else response
+
+
 def register(app: Flask) -> None:
     from scim import groups, users  # noqa: F401  (routes attach themselves to bp)
 
     app.before_request(_before_request)
+    app.after_request(_after_request)
     app.register_blueprint(bp)
     register_error_handlers(app)

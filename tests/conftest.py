@@ -13,7 +13,7 @@ from flask_migrate import upgrade
 from sqlalchemy import delete, event
 
 from app import create_app
-from models import Group, Link, User, UserEmail, db
+from models import AuditEntry, Group, Link, Token, User, UserEmail, db
 from tests.pg import throwaway_postgres
 
 TOKEN = "test-token-7d1f0c9e"
@@ -49,12 +49,27 @@ def migrated(database_url):
 def app(migrated):
     app = create_app({"SQLALCHEMY_DATABASE_URI": migrated, "SCIM_BEARER_TOKEN": TOKEN, "TESTING": True})
     with app.app_context():
-        for model in (Link, UserEmail, User, Group):
+        for model in (Link, UserEmail, User, Group, Token, AuditEntry):
             db.session.execute(delete(model))
         db.session.commit()
         yield app
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def make_app(migrated):
+    """Another app on the test database, with its own settings; its connections are closed afterwards."""
+    made = []
+
+    def make(**settings):
+        other = create_app({"SQLALCHEMY_DATABASE_URI": migrated, "SCIM_BEARER_TOKEN": TOKEN, **settings})
+        made.append(other)
+        return other
+    yield make
+    for other in made:
+        with other.app_context():
+            db.engine.dispose()
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 
-from app import create_app, database_url
+from app import database_url
 from tests.conftest import TOKEN, user_body
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -49,11 +49,10 @@ def test_refused_request_writes_nothing(client, api):
     assert api.get("/Users").json["totalResults"] == 0
 
 
-def test_without_a_configured_token_everything_is_401(migrated):
-    app = create_app({"SQLALCHEMY_DATABASE_URI": migrated, "SCIM_BEARER_TOKEN": None})
+def test_without_a_configured_token_everything_is_401(make_app):
+    app = make_app(SCIM_BEARER_TOKEN=None)
     response = app.test_client().get("/scim/v2/Users", headers={"Authorization": "Bearer anything"})
     assert_scim_error(response, 401)
-    assert "SCIM_BEARER_TOKEN" in response.json["detail"]
 
 
 def test_unknown_path_is_a_scim_404(api, client):
@@ -106,8 +105,8 @@ def test_unexpected_failure_is_a_scim_500_without_internals(app, api, monkeypatc
     assert "secret" not in response.get_data(as_text=True)
 
 
-def test_locations_follow_forwarded_headers_when_proxy_is_trusted(migrated):
-    app = create_app({"SQLALCHEMY_DATABASE_URI": migrated, "SCIM_BEARER_TOKEN": TOKEN, "TRUST_PROXY": True})
+def test_locations_follow_forwarded_headers_when_proxy_is_trusted(make_app):
+    app = make_app(TRUST_PROXY=True)
     headers = {"Authorization": f"Bearer {TOKEN}", "X-Forwarded-Proto": "https",
                "X-Forwarded-Host": "abc123.ngrok.app"}
     response = app.test_client().post("/scim/v2/Users", json=user_body("proxy@example.com"), headers=headers)

@@ -1,0 +1,83 @@
+"""The token store: several named credentials at once, kept only as keyed hashes (HMAC-SHA-256).
+
+Tokens are 256-bit random strings, so a fast keyed hash is as safe as a slow password hash and costs
+microseconds per request. The key (SCIM_TOKEN_PEPPER) stays out of the database, so a copy of the
+database alone cannot even confirm a guessed token.
+"""
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from models import Token, db, utcnow
+
+LAST_USED_RESOLUTION = timedelta(seconds=60)  # last_used is written at most once a minute per token
+
+
+def secret_hash(secret: str) -> str:
+    key = (current_app.config.get("SCIM_TOKEN_PEPPER") or "").encode()
+    return hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
+
+
+def basic_secret(user: str, password: str) -> str:
+    return f"basic\0{user}\0{password}"
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every one of ours was stored in UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def state(token: Token, now: datetime | None = None) -> str:
+    now = now or utcnow()
+    if token.revoked:
+        return "revoked"
+    if token.expires and aware(token.expires) <= now:
+        return "expired"
+    return "active"
+
+
+def create_token(name: str, expires: datetime | None = None, basic_user: str | None = None) -> tuple[Token, str]:
+    """A new credential; the secret is returned once, here, and never stored."""
+    secret = secrets.token_urlsafe(32)
+    hashed = secret_hash(basic_secret(basic_user, secret) if basic_user else secret)
+    token = Token(name=name, kind="basic" if basic_user else "bearer", basic_user=basic_user,
+                  secret_hash=hashed, expires=expires)
+    db.session.add(token)
+    db.session.commit()
+    return token, secret
+
+
+def find(secret: str) -> Token | None:
+    """The stored credential whose hash matches, compared in constant time once found by its index."""
+    hashed = secret_hash(secret)
+    token = db.session.scalar(select(Token).where(Token.secret_hash == hashed))
+    if token is not None and hmac.compare_digest(token.secret_hash, hashed):
+        return token
+    return None
+
+
+def mark_used(token: Token) -> None:
+    now = utcnow()
+    if token.last_used is None or now - aware(token.last_used) > LAST_USED_RESOLUTION:
+        # Committed on its own, before the view runs: a read-only request commits nothing else.
+        db.session.execute(update(Token).where(Token.id == token.id).values(last_used=now))
+        db.session.commit()
+
+
+def revoke_token(name: str) -> Token | None:
+    token = db.session.scalar(select(Token).where(Token.name == name))
+    if token is not None and token.revoked is None:
+        token.revoked = utcnow()
+        db.session.commit()
+    return token
+
+
+def all_tokens() -> list[Token]:
+    return list(db.session.scalars(select(Token).order_by(Token.created, Token.id)))
