@@ -156,11 +156,25 @@ def _select_sub(value, keep: set, drop: set):
 
 def read_json() -> dict:
     """The request body as a JSON object; anything else is 400 invalidSyntax (RFC 7644 §3.12)."""
-    raw = request.get_data(cache=False)
+    raw = request.get_data(cache=True)  # cached: the audit trail stores it (redacted) afterwards
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):
         raise bad_request("the request body is not valid JSON", "invalidSyntax") from None
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object", "invalidSyntax")
+    if depth(body) > current_app.config["SCIM_MAX_JSON_DEPTH"]:
+        raise bad_request("the request body is nested too deeply", "invalidSyntax")
     return body
+
+
+def depth(value) -> int:
+    """How deeply objects and arrays nest, measured without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest

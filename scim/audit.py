@@ -1,0 +1,133 @@
+"""The audit trail: one row per SCIM request (refused ones too), and one JSON log line on stdout.
+
+The row is written after the request's own transaction has ended, in a short transaction of its own; a
+failure to write it is logged and never changes the answer the client gets.
+"""
+
+import json
+import logging
+import random
+import sys
+import time
+from datetime import timedelta
+from urllib.parse import parse_qsl, urlencode
+
+from flask import Response, current_app, g, request
+from sqlalchemy import delete, text
+
+from models import AuditEntry, db, utcnow
+
+log = logging.getLogger(__name__)
+SECRET_KEYS = {"password", "token", "secret", "authorization", "client_secret", "access_token"}
+REDACTED = "[redacted]"
+MAX_BODY = 64 * 1024
+OPERATIONS = {"POST": "create", "PUT": "replace", "PATCH": "patch", "DELETE": "delete"}
+PRUNE_ONE_REQUEST_IN = 1000
+
+
+def redact(value):
+    """The body with every secret replaced, including PATCH's {"path": "password", "value": ...}."""
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    clean = {k: REDACTED if k.lower() in SECRET_KEYS else redact(v) for k, v in value.items()}
+    path = next((v for k, v in value.items() if k.lower() == "path"), None)
+    if isinstance(path, str) and path.split(":")[-1].lower() in SECRET_KEYS:
+        clean = {k: REDACTED if k.lower() == "value" else v for k, v in clean.items()}
+    return clean
+
+
+def stored_body() -> str | None:
+    raw = request.get_data(cache=True)
+    if not raw:
+        return None
+    try:
+        body = json.dumps(redact(json.loads(raw)))
+    except (ValueError, RecursionError):
+        body = "[not JSON: %d bytes]" % len(raw)  # unparsed text may hold anything: never stored
+    return body[:MAX_BODY]
+
+
+def resource_of(response: Response) -> tuple[str | None, str | None]:
+    parts = request.path.split("/")  # ["", "scim", "v2", "Users", "<id>"]
+    kind = parts[3] if len(parts) > 3 else None
+    resource_id = parts[4] if len(parts) > 4 else None
+    if resource_id is None and response.status_code == 201 and "Location" in response.headers:
+        resource_id = response.headers["Location"].rsplit("/", 1)[-1]
+    return kind, resource_id
+
+
+def operation_of(resource_id: str | None) -> str:
+    if request.method == "GET":
+        return "read" if resource_id else "list"
+    return OPERATIONS.get(request.method, request.method.lower())
+
+
+def redact_query(query: str) -> str:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(k.lower() in SECRET_KEYS for k, _ in pairs):
+        return query
+    return urlencode([(k, REDACTED if k.lower() in SECRET_KEYS else v) for k, v in pairs])
+
+
+def start_clock() -> None:
+    g.audit_started = time.perf_counter()
+
+
+def facts(response: Response) -> dict:
+    kind, resource_id = resource_of(response)
+    scim_type = None
+    if response.status_code >= 400 and response.is_json:
+        scim_type = (response.get_json(silent=True) or {}).get("scimType")
+    started = g.get("audit_started", time.perf_counter())
+    query = redact_query(request.query_string.decode(errors="replace"))
+    return {
+        "at": utcnow(),
+        "token_name": g.get("auth_name", "anonymous"),
+        "client_ip": request.remote_addr,
+        "user_agent": (request.user_agent.string or "")[:255] or None,
+        "method": request.method,
+        "path": (request.path + ("?" + query if query else ""))[:2048],
+        "resource_type": kind[:20] if kind else None,
+        "resource_id": resource_id[:64] if resource_id else None,
+        "operation": operation_of(resource_id),
+        "status": response.status_code,
+        "scim_type": scim_type,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+
+
+def record(response: Response) -> Response:
+    """after_request: the audit row and the log line. Never raises."""
+    try:
+        row = facts(response)
+        log_line(row)
+        db.session.rollback()  # the request's own transaction is over: committed or rolled back already
+        if db.engine.dialect.name == "postgresql":
+            # The trail need not wait for the disk: a crash may lose its last milliseconds, not the data.
+            db.session.execute(text("SET LOCAL synchronous_commit = off"))
+        db.session.add(AuditEntry(**row, request_body=stored_body()))
+        db.session.commit()
+        if random.randrange(PRUNE_ONE_REQUEST_IN) == 0:
+            prune(current_app.config["SCIM_AUDIT_RETENTION_DAYS"])
+    except Exception:
+        log.exception("could not write the audit row")
+        db.session.rollback()
+    return response
+
+
+def log_line(row: dict) -> None:
+    if current_app.config["SCIM_ACCESS_LOG"]:
+        line = {"event": "scim_request", **row, "at": row["at"].isoformat()}
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+
+
+def prune(days: int) -> int:
+    """Delete audit rows older than the retention period; returns how many."""
+    if not days or days <= 0:
+        return 0
+    result = db.session.execute(delete(AuditEntry).where(AuditEntry.at < utcnow() - timedelta(days=days)))
+    db.session.commit()
+    return result.rowcount
