@@ -18,7 +18,7 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 # Named constraints, so that migrations can refer to them on SQLite and PostgreSQL alike.
 NAMING = {
@@ -52,9 +52,15 @@ class Resource:
     external_id: Mapped[str | None] = mapped_column(String(255), index=True)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_modified: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    version: Mapped[int] = mapped_column(Integer, default=1)
+    version: Mapped[int] = mapped_column(Integer)
     # The resource as SCIM JSON, minus id, meta, password and what is derived (groups, members).
     data: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    @declared_attr.directive
+    def __mapper_args__(cls):
+        # Every UPDATE says "WHERE version = <the version read>" and bumps it: a concurrent writer that
+        # read an older version fails (StaleDataError) instead of silently overwriting (RFC 7644 §3.14).
+        return {"version_id_col": cls.__table__.c.version}
 
 
 class User(Resource, db.Model):

@@ -4,6 +4,7 @@ import logging
 
 from flask import Flask, jsonify
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from models import db
@@ -62,6 +63,11 @@ def _from_integrity(exc: IntegrityError):
     return error_response(ScimError(409, "a resource with this unique attribute already exists", "uniqueness"))
 
 
+def _from_stale(exc: StaleDataError):
+    # Another request changed or deleted the resource between our read and our write (the version moved).
+    return error_response(ScimError(412, "the resource was modified by another request; read it again and retry"))
+
+
 def _from_operational(exc: OperationalError):
     log.error("database unavailable: %s", exc.orig)
     return error_response(ScimError(503, "the database is unavailable; retry later", headers={"Retry-After": "5"}))
@@ -77,4 +83,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _from_http)
     app.register_error_handler(IntegrityError, _from_integrity)
     app.register_error_handler(OperationalError, _from_operational)
+    app.register_error_handler(StaleDataError, _from_stale)
     app.register_error_handler(Exception, _from_unexpected)

@@ -7,8 +7,8 @@ from scim.listing import list_resources
 from scim.members import MembershipPatch
 from scim.patch import apply_patch, operations
 from scim.schema import GROUP, normalize_resource
-from scim.serialize import group_to_scim, read_json, resource_response, wants
-from scim.store import add_members, get_or_404, member_ids, members_of, remove_members, write_group
+from scim.serialize import group_to_scim, read_json, resource_response, use_search_body, wants
+from scim.store import add_members, get_for_write, get_or_404, member_ids, members_of, remove_members, write_group
 
 
 def render_groups(groups: list[Group]) -> list[dict]:
@@ -23,6 +23,12 @@ def group_response(group: Group, status: int = 200):
 @bp.get("/Groups")
 def list_groups():
     return list_resources(Group, GROUP_MAP, render_groups)
+
+
+@bp.post("/Groups/.search")
+def search_groups():
+    use_search_body()
+    return list_groups()
 
 
 @bp.post("/Groups")
@@ -42,7 +48,7 @@ def get_group(group_id):
 @bp.put("/Groups/<group_id>")
 def replace_group(group_id):
     # Okta's AIW apps push the full membership this way: the members sent are the members kept.
-    group = get_or_404(Group, group_id, "Group")
+    group = get_for_write(Group, group_id, "Group")
     body = read_json()
     write_group(group, normalize_resource(GROUP, body))
     remove_members(group.id, None)
@@ -53,7 +59,7 @@ def replace_group(group_id):
 
 @bp.patch("/Groups/<group_id>")
 def patch_group(group_id):
-    group = get_or_404(Group, group_id, "Group")
+    group = get_for_write(Group, group_id, "Group")
     ops = operations(read_json())
     member_ops = [op for op in ops if op.attribute == "members"]
     other_ops = [op for op in ops if op.attribute != "members"]
@@ -68,6 +74,6 @@ def patch_group(group_id):
 
 @bp.delete("/Groups/<group_id>")
 def delete_group(group_id):
-    db.session.delete(get_or_404(Group, group_id, "Group"))
+    db.session.delete(get_for_write(Group, group_id, "Group"))
     db.session.commit()
     return "", 204

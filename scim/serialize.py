@@ -3,9 +3,9 @@
 import json
 from datetime import datetime, timezone
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 
-from scim.errors import SCIM_MEDIA_TYPE, bad_request
+from scim.errors import SCIM_MEDIA_TYPE, ScimError, bad_request
 from scim.schema import ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
 
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -20,6 +20,27 @@ def timestamp(value: datetime) -> str:
 
 def etag(version: int) -> str:
     return f'W/"{version}"'
+
+
+def _etags(header: str) -> set[str]:
+    """The entity tags of an If-Match/If-None-Match header, weak or strong alike (weak comparison)."""
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+def check_if_match(version: int) -> None:
+    """RFC 7644 §3.14: a write with If-Match naming another version is 412 and changes nothing."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return
+    tags = _etags(header)
+    if "*" not in tags and f'"{version}"' not in tags:
+        raise ScimError(412, f"If-Match {header} does not match the current version {etag(version)}")
+
+
+def not_modified(current: str) -> bool:
+    """RFC 7644 §3.14: GET with If-None-Match naming the current version (an ETag) is answered 304."""
+    header = request.headers.get("If-None-Match")
+    return header is not None and bool({"*", current.removeprefix("W/")} & _etags(header))
 
 
 def location(endpoint: str, resource_id: str) -> str:
@@ -64,13 +85,45 @@ def scim_response(body: dict, status: int = 200, headers: dict | None = None) ->
 def resource_response(body: dict, status: int = 200) -> Response:
     """A single resource with its ETag (RFC 7644 §3.14); 201 answers also carry Location (§3.3)."""
     headers = {"ETag": body["meta"]["version"]}
+    if request.method == "GET" and not_modified(body["meta"]["version"]):
+        return Response(status=304, headers=headers)
     if status == 201:
         headers["Location"] = body["meta"]["location"]
     return scim_response(select_attributes(body), status, headers)
 
 
+SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+SEARCH_PARAMETERS = {"attributes", "excludedattributes", "filter", "sortby", "sortorder", "startindex", "count"}
+
+
+def use_search_body() -> None:
+    """POST .../.search (RFC 7644 §3.4.3): the query parameters come from a SearchRequest body instead."""
+    body = read_json()
+    schemas = body.get("schemas")
+    if schemas is not None and SEARCH_SCHEMA not in (schemas if isinstance(schemas, list) else [schemas]):
+        raise bad_request(f"schemas must contain {SEARCH_SCHEMA}", "invalidSyntax")
+    params = {}
+    for key, value in body.items():
+        if key.lower() not in SEARCH_PARAMETERS or value is None:
+            continue
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = ",".join(value)
+        elif isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise bad_request(f"{key} has the wrong type")
+        params[key.lower()] = str(value)
+    g.search_params = params
+
+
+def param(name: str) -> str | None:
+    """A query parameter, from the URL or from the SearchRequest body of a POST .search."""
+    search = g.get("search_params")
+    if search is not None:
+        return search.get(name.lower())
+    return request.args.get(name)
+
+
 def _int_arg(name: str, default: int) -> int:
-    raw = request.args.get(name)
+    raw = param(name)
     if raw is None or raw == "":
         return default
     try:
@@ -98,9 +151,9 @@ def list_response(resources: list[dict], total: int, start: int) -> Response:
     return scim_response(body)
 
 
-def _names(param: str) -> list[tuple[str, ...]]:
+def _names(name: str) -> list[tuple[str, ...]]:
     """`attributes`/`excludedAttributes` as lower-cased paths: "name.givenName" -> ("name", "givenname")."""
-    raw = request.args.get(param, "")
+    raw = param(name) or ""
     paths = []
     for item in filter(None, (part.strip() for part in raw.split(","))):
         lowered = item.lower()

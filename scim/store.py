@@ -7,7 +7,7 @@ from werkzeug.security import generate_password_hash
 
 from models import Group, Link, User, UserEmail, db, utcnow
 from scim.errors import ScimError, bad_request, not_found
-from scim.serialize import location
+from scim.serialize import check_if_match, location
 
 CHUNK = 5000  # ids per IN (...) list: under SQLite's and PostgreSQL's bound-parameter limits
 
@@ -24,10 +24,23 @@ def get_or_404(model, resource_id: str, kind: str):
     return row
 
 
-def page(model, where: ColumnElement | None, start: int, count: int) -> tuple[list, int]:
-    """One page in a stable order (created, id), and the total count of matches, both in SQL."""
+def get_for_write(model, resource_id: str, kind: str):
+    """The row, locked until the request commits (PostgreSQL: SELECT ... FOR UPDATE), after If-Match.
+
+    The lock makes concurrent writers to one resource take turns, so each sees the other's change; the
+    version column catches what a lock cannot (SQLite) and If-Match compares against the locked row.
+    """
+    row = db.session.scalar(select(model).where(model.id == resource_id).with_for_update())
+    if row is None:
+        raise not_found(kind, resource_id)
+    check_if_match(row.version)
+    return row
+
+
+def page(model, where: ColumnElement | None, order: list, start: int, count: int) -> tuple[list, int]:
+    """One page in a stable order (the sort asked for, then created, id), and the total count, both in SQL."""
     total_query = select(func.count()).select_from(model)
-    rows_query = select(model).order_by(model.created, model.id).offset(start - 1).limit(count)
+    rows_query = select(model).order_by(*order, model.created, model.id).offset(start - 1).limit(count)
     if where is not None:
         total_query, rows_query = total_query.where(where), rows_query.where(where)
     total = db.session.scalar(total_query)
@@ -36,8 +49,7 @@ def page(model, where: ColumnElement | None, start: int, count: int) -> tuple[li
 
 
 def touch(row) -> None:
-    row.last_modified = utcnow()
-    row.version = (row.version or 0) + 1
+    row.last_modified = utcnow()  # the UPDATE this causes also bumps `version` (the mapper's version_id_col)
 
 
 def flush_unique(what: str) -> None:

@@ -6,8 +6,8 @@ from scim.filters import USER_MAP
 from scim.listing import list_resources
 from scim.patch import apply_patch, operations
 from scim.schema import USER, normalize_resource
-from scim.serialize import read_json, resource_response, user_to_scim, wants
-from scim.store import get_or_404, groups_of, write_user
+from scim.serialize import read_json, resource_response, use_search_body, user_to_scim, wants
+from scim.store import get_for_write, get_or_404, groups_of, write_user
 
 
 def render_users(users: list[User]) -> list[dict]:
@@ -28,6 +28,12 @@ def list_users():
     return list_resources(User, USER_MAP, render_users)
 
 
+@bp.post("/Users/.search")
+def search_users():
+    use_search_body()
+    return list_users()
+
+
 @bp.post("/Users")
 def create_user():
     user = write_user(User(), normalize_resource(USER, read_json()))
@@ -43,7 +49,7 @@ def get_user(user_id):
 @bp.put("/Users/<user_id>")
 def replace_user(user_id):
     # RFC 7644 §3.5.1: a full replace; id, meta and groups in the body are read-only and ignored.
-    user = get_or_404(User, user_id, "User")
+    user = get_for_write(User, user_id, "User")
     write_user(user, normalize_resource(USER, read_json()))
     db.session.commit()
     return user_response(user)
@@ -51,7 +57,7 @@ def replace_user(user_id):
 
 @bp.patch("/Users/<user_id>")
 def patch_user(user_id):
-    user = get_or_404(User, user_id, "User")
+    user = get_for_write(User, user_id, "User")
     ops = operations(read_json())
     write_user(user, apply_patch(current_resource(user), USER, ops))
     db.session.commit()
@@ -60,6 +66,6 @@ def patch_user(user_id):
 
 @bp.delete("/Users/<user_id>")
 def delete_user(user_id):
-    db.session.delete(get_or_404(User, user_id, "User"))
+    db.session.delete(get_for_write(User, user_id, "User"))
     db.session.commit()
     return "", 204
