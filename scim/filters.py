@@ -220,3 +220,31 @@ class _SqlBuilder(FilterVisitor[ColumnElement]):
             raise invalid_filter(f"attribute {node.attr_path} is not a filterable multi-valued attribute")
         inner = _SqlBuilder(self.attributes, within=multi).visit(node.val_filter)
         return self._exists(multi, inner)
+
+
+def sort_order(sort_by: str | None, sort_order: str | None, attributes: AttributeMap) -> list:
+    """ORDER BY terms for sortBy/sortOrder (RFC 7644 §3.4.2.3): strings by their caseExact rule,
+    resources without the attribute last when ascending, first when descending."""
+    if sort_order and sort_order.lower() not in ("ascending", "descending"):
+        raise ScimError(400, "sortOrder must be ascending or descending", "invalidValue")
+    if not sort_by:
+        return []
+    try:
+        path = AttrPath(*reversed(_split_sort_path(sort_by, attributes.schema)))
+    except ValueError:
+        raise ScimError(400, f"sortBy {sort_by!r} is not an attribute", "invalidValue") from None
+    spec = attributes.scalars.get(str(path).lower())
+    if spec is None:
+        raise ScimError(400, f"sortBy {sort_by!r} is not a sortable attribute", "invalidValue")
+    column = func.lower(spec.column) if spec.type == "string" and not spec.case_exact else spec.column
+    if sort_order and sort_order.lower() == "descending":
+        return [column.desc().nulls_first()]
+    return [column.asc().nulls_last()]
+
+
+def _split_sort_path(text: str, schema: str) -> tuple[str | None, str]:
+    """"name.familyName" -> ("familyName", "name"); the core schema URN prefix is allowed."""
+    if text.lower().startswith(schema.lower() + ":"):
+        text = text[len(schema) + 1:]
+    attr, _, sub = text.partition(".")
+    return (sub or None), attr
