@@ -34,6 +34,8 @@ def settings_from_env(instance_path: str) -> dict:
         "MAX_CONTENT_LENGTH": int(env.get("SCIM_MAX_BODY_BYTES", 8 * 1024 * 1024)),
         "SCIM_DEFAULT_PAGE_SIZE": int(env.get("SCIM_DEFAULT_PAGE_SIZE", 100)),
         "SCIM_MAX_PAGE_SIZE": int(env.get("SCIM_MAX_PAGE_SIZE", 1000)),
+        "SCIM_BULK_MAX_OPERATIONS": int(env.get("SCIM_BULK_MAX_OPERATIONS", 1000)),
+        "SCIM_BULK_MAX_PAYLOAD": int(env.get("SCIM_BULK_MAX_PAYLOAD", 1024 * 1024)),
         "SCIM_MAX_JSON_DEPTH": int(env.get("SCIM_MAX_JSON_DEPTH", 32)),
         "SCIM_TOKEN_PEPPER": env.get("SCIM_TOKEN_PEPPER", ""),
         "SCIM_ACCEPT_BARE_TOKEN": env.get("SCIM_ACCEPT_BARE_TOKEN", "").lower() in TRUE_WORDS,

@@ -149,3 +149,24 @@ def test_groups_search(api, make_group):
 def test_bad_search_request_is_400(api, body, scim_type):
     response = api.post("/Users/.search", json=body)
     assert response.status_code == 400 and response.json["scimType"] == scim_type
+
+
+def test_root_search_spans_users_then_groups(api, make_user, make_group):
+    user = make_user("root@example.com")
+    group = make_group("Root Group")
+    everything = api.post("/.search", json={"schemas": [SEARCH]}).json
+    assert everything["totalResults"] == 2
+    assert [r["id"] for r in everything["Resources"]] == [user["id"], group["id"]]
+    second = api.post("/.search", json={"schemas": [SEARCH], "startIndex": 2, "count": 1}).json
+    assert [r["id"] for r in second["Resources"]] == [group["id"]] and second["totalResults"] == 2
+
+
+def test_root_search_filter_on_an_attribute_only_groups_have(api, make_user, make_group):
+    make_user("someone@example.com")
+    group = make_group("Only Groups")
+    body = api.post("/.search", json={"schemas": [SEARCH], "filter": 'displayName eq "Only Groups"'}).json
+    assert [r["id"] for r in body["Resources"]] == [group["id"]]
+    by_user_name = api.post("/.search", json={"schemas": [SEARCH], "filter": 'userName eq "someone@example.com"'})
+    assert by_user_name.json["totalResults"] == 1
+    bad = api.post("/.search", json={"schemas": [SEARCH], "filter": 'nothing eq "x"'})
+    assert bad.status_code == 400 and bad.json["scimType"] == "invalidFilter"

@@ -1,0 +1,150 @@
+"""POST /Bulk (RFC 7644 §3.7): many operations in one request.
+
+Each operation runs through the app exactly as a request of its own would (validation, If-Match from its
+`version`, errors, its own audit row), in its own application context and so its own transaction: one
+failing operation leaves the others as they are. `bulkId:<id>` references are replaced by the ids the
+earlier POSTs were given; an operation whose reference is not yet known waits until it is.
+"""
+
+import json
+import re
+
+from flask import current_app, request
+from werkzeug.test import Client, EnvironBuilder
+
+from scim import PREFIX, bp
+from scim.errors import ERROR_SCHEMA, ScimError, bad_request
+from scim.serialize import read_json, scim_response
+
+BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
+METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+PATH = re.compile(r"^/(Users|Groups)(/[^/]+)?$")
+BULK_ID = re.compile(r"bulkId:([A-Za-z0-9._~-]+)")
+
+
+def _check_limits() -> None:
+    limit = current_app.config["SCIM_BULK_MAX_PAYLOAD"]
+    if (request.content_length or 0) > limit:
+        raise ScimError(413, f"the bulk request is larger than maxPayloadSize ({limit} bytes)")
+
+
+def _operations(body: dict) -> list[dict]:
+    schemas = body.get("schemas")
+    if schemas is not None and BULK_REQUEST not in (schemas if isinstance(schemas, list) else [schemas]):
+        raise bad_request(f"schemas must contain {BULK_REQUEST}", "invalidSyntax")
+    operations = next((v for k, v in body.items() if k.lower() == "operations"), None)
+    if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
+        raise bad_request("Operations must be an array of objects", "invalidSyntax")
+    limit = current_app.config["SCIM_BULK_MAX_OPERATIONS"]
+    if len(operations) > limit:
+        raise ScimError(413, f"the bulk request has more than maxOperations ({limit}) operations")
+    return operations
+
+
+def _fail_on_errors(body: dict) -> int | None:
+    value = body.get("failOnErrors")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise bad_request("failOnErrors must be a positive integer")
+    return value
+
+
+def _error(status: int, detail: str, scim_type: str | None = None) -> dict:
+    body = {"schemas": [ERROR_SCHEMA], "status": str(status), "detail": detail}
+    if scim_type:
+        body["scimType"] = scim_type
+    return body
+
+
+def _resolve(value, created: dict[str, str]):
+    """`value` with every known bulkId reference replaced; raises KeyError naming an unknown one."""
+    text = json.dumps(value)
+    for reference in BULK_ID.findall(text):
+        if reference not in created:
+            raise KeyError(reference)
+    return json.loads(BULK_ID.sub(lambda m: created[m.group(1)], text))
+
+
+def _dispatch(method: str, path: str, data, version: str | None):
+    """Run one operation through the whole app (auth, checks, audit) in a context of its own."""
+    headers = {"Authorization": request.headers.get("Authorization", ""),
+               "Content-Type": "application/scim+json", "User-Agent": request.user_agent.string}
+    if version:
+        headers["If-Match"] = version
+    builder = EnvironBuilder(path=PREFIX + path, method=method, base_url=request.host_url, headers=headers,
+                             data=json.dumps(data) if data is not None else None,
+                             environ_base={"REMOTE_ADDR": request.remote_addr})
+    with current_app.app_context():
+        response = Client(current_app.wsgi_app).open(builder)
+        return response.status_code, response.get_json(silent=True) or {}, response.headers
+
+
+def _check_operation(operation: dict) -> tuple[str, str]:
+    method = str(operation.get("method", "")).upper()
+    path = operation.get("path")
+    if method not in METHODS or not isinstance(path, str) or not PATH.match(path.split("?")[0]):
+        raise ValueError("each operation needs a method (POST, PUT, PATCH, DELETE) and a path such as "
+                         "/Users or /Groups/<id>")
+    if (method == "POST") != (PATH.match(path).group(2) is None):
+        raise ValueError("POST goes to /Users or /Groups; PUT, PATCH and DELETE to /Users/<id> or /Groups/<id>")
+    if method == "POST" and not operation.get("bulkId"):
+        raise ValueError("a POST operation needs a bulkId")
+    return method, path
+
+
+def _run(operation: dict, created: dict[str, str]) -> dict:
+    result = {"method": str(operation.get("method", "")).upper()}
+    if operation.get("bulkId"):
+        result["bulkId"] = operation["bulkId"]
+    try:
+        method, path = _check_operation(operation)
+    except ValueError as exc:
+        return {**result, "status": "400", "response": _error(400, str(exc), "invalidSyntax")}
+    path, data = _resolve(path, created), _resolve(operation.get("data"), created)
+    status, body, headers = _dispatch(method, path, data, operation.get("version"))
+    result["status"] = str(status)
+    if status >= 400:
+        result["response"] = body
+    else:
+        if method != "DELETE":
+            result["location"] = body.get("meta", {}).get("location") or headers.get("Location")
+            result["version"] = headers.get("ETag")
+        else:
+            result["location"] = request.host_url.rstrip("/") + PREFIX + path
+        if method == "POST":
+            created[operation["bulkId"]] = body.get("id")
+    return result
+
+
+def run_bulk(operations: list[dict], fail_on_errors: int | None) -> list[dict]:
+    created: dict[str, str] = {}
+    results: dict[int, dict] = {}
+    pending = list(range(len(operations)))
+    errors = 0
+    while pending:
+        waiting = []
+        for index in pending:
+            try:
+                results[index] = _run(operations[index], created)
+            except KeyError:
+                waiting.append(index)  # refers to a bulkId created later in the request
+                continue
+            errors += int(results[index]["status"]) >= 400
+            if fail_on_errors and errors >= fail_on_errors:
+                return [results[i] for i in sorted(results)]
+        if len(waiting) == len(pending):
+            for index in waiting:  # circular or dangling references: nothing more can be resolved
+                results[index] = {"method": str(operations[index].get("method", "")).upper(),
+                                  "bulkId": operations[index].get("bulkId"), "status": "409",
+                                  "response": _error(409, "unresolvable bulkId reference", "invalidValue")}
+            break
+        pending = waiting
+    return [results[i] for i in sorted(results)]
+
+
+@bp.post("/Bulk")
+def bulk():
+    _check_limits()
+    body = read_json()
+    results = run_bulk(_operations(body), _fail_on_errors(body))
+    return scim_response({"schemas": [BULK_RESPONSE], "Operations": results})
