@@ -25,6 +25,10 @@ def database_url(url: str | None, instance_path: str) -> str:
     return url
 
 
+def split_words(text: str) -> tuple[str, ...]:
+    return tuple(word for word in text.replace(",", " ").split() if word)
+
+
 def settings_from_env(instance_path: str) -> dict:
     env = os.environ
     return {
@@ -42,6 +46,8 @@ def settings_from_env(instance_path: str) -> dict:
         "SCIM_AUTH_FAILURE_LIMIT": int(env.get("SCIM_AUTH_FAILURE_LIMIT", 20)),
         "SCIM_AUTH_FAILURE_WINDOW": int(env.get("SCIM_AUTH_FAILURE_WINDOW", 300)),
         "SCIM_AUDIT_RETENTION_DAYS": int(env.get("SCIM_AUDIT_RETENTION_DAYS", 90)),
+        "SCIM_USER_EXTENSIONS": split_words(env.get("SCIM_USER_EXTENSIONS", "")),
+        "SCIM_GROUP_EXTENSIONS": split_words(env.get("SCIM_GROUP_EXTENSIONS", "")),
         "SCIM_ACCESS_LOG": env.get("SCIM_ACCESS_LOG", "1").lower() in TRUE_WORDS,
     }
 

@@ -104,7 +104,7 @@ class Group(Resource, db.Model):
     display_name: Mapped[str] = mapped_column(String(255))
 
     __table_args__ = (
-        Index("ix_groups_display_name_lower", func.lower(display_name)),
+        Index("uq_groups_display_name_lower", func.lower(display_name), unique=True),
         Index("ix_groups_created_id", "created", "id"),
     )
 

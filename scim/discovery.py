@@ -9,7 +9,7 @@ from flask import current_app, request
 
 from scim import bp
 from scim.errors import ScimError, not_found
-from scim.schema import COMMON, ENTERPRISE_USER, EXTENSIONS, GROUP, USER, Attr
+from scim.schema import COMMON, ENTERPRISE_USER, GROUP, USER, Attr, extensions
 from scim.serialize import LIST_SCHEMA, scim_response
 
 SPC_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
@@ -33,7 +33,7 @@ COMMON_NAMES = {attr.name for attr in COMMON}
 
 # RFC 7643 §4.1.1: userName is unique across the service; models.py enforces it with a unique index on
 # lower(user_name). Nothing else is unique.
-SERVER_UNIQUE = {"User": {"userName"}}
+SERVER_UNIQUE = {"User": {"userName"}, "Group": {"displayName"}}
 
 # RFC 7643 §8.7.1 and §4.3.
 REFERENCE_TYPES = {
@@ -190,7 +190,7 @@ def resource_type_to_scim(name: str, endpoint: str, table: Attr, description: st
         "description": description,
         "schema": table.name,
         # Extensions are optional on every resource: schema.normalize_resource never requires one.
-        "schemaExtensions": [{"schema": ext.name, "required": False} for ext in EXTENSIONS[table.name]],
+        "schemaExtensions": [{"schema": ext.name, "required": False} for ext in extensions(table)],
         "meta": {"resourceType": "ResourceType", "location": url(f"ResourceTypes/{name}")},
     }
 

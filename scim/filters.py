@@ -7,7 +7,7 @@ filtering, counting and paging happen in the database. An attribute not in the m
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from scim2_models import ScimFilter
+from scim2_models import Path, ScimFilter
 from scim2_models.exceptions import SCIMException
 from scim2_models.path import (
     AttrPath,
@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, sele
 
 from models import Group, Link, User, UserEmail
 from scim.errors import ScimError
-from scim.schema import GROUP_SCHEMA, USER_SCHEMA
+from scim.schema import GROUP, USER, Attr, find_attr
 
 Op = CompareOperator
 
@@ -54,14 +54,16 @@ class MultiValued:
 
 @dataclass(frozen=True)
 class AttributeMap:
-    schema: str
+    resource: Attr  # the schema table: attributes without a column are read from `data` (JSON)
+    data_column: object
     id_column: object
     scalars: dict  # "username", "name.givenname", "meta.created" -> Column
     multi: dict  # "emails", "members" -> MultiValued
 
 
 USER_MAP = AttributeMap(
-    schema=USER_SCHEMA,
+    resource=USER,
+    data_column=User.data,
     id_column=User.id,
     scalars={
         "id": Column(User.id, case_exact=True),
@@ -85,7 +87,8 @@ USER_MAP = AttributeMap(
 )
 
 GROUP_MAP = AttributeMap(
-    schema=GROUP_SCHEMA,
+    resource=GROUP,
+    data_column=Group.data,
     id_column=Group.id,
     scalars={
         "id": Column(Group.id, case_exact=True),
@@ -115,6 +118,40 @@ def filter_to_where(text: str | None, attributes: AttributeMap) -> ColumnElement
 def _strip_schema(path: AttrPath, schema: str) -> None:
     if path.uri and path.uri.lower() != schema.lower():
         raise invalid_filter(f"attribute {path} is not filterable")
+
+
+def scalar_for(path: AttrPath, attributes: AttributeMap) -> Column | None:
+    """A single-valued attribute: its indexed column, or its value inside the JSON `data` column."""
+    key = str(AttrPath(path.attr, path.sub_attr)).lower()
+    if (path.uri is None or path.uri.lower() == attributes.resource.name.lower()) and key in attributes.scalars:
+        return attributes.scalars[key]
+    return _json_attribute(path, attributes)
+
+
+def _json_attribute(path: AttrPath, attributes: AttributeMap) -> Column | None:
+    """Attributes without a column of their own (title, nickName, enterprise and custom extension
+    attributes) are compared inside the JSON document: correct on both databases, but not indexed."""
+    container, keys = attributes.resource, []
+    if path.uri and path.uri.lower() != attributes.resource.name.lower():
+        container = find_attr(attributes.resource, path.uri)
+        if container is None:
+            return None
+        keys.append(container.name)
+    attr = container.child(path.attr)
+    if path.sub_attr and attr is not None and attr.type == "complex" and not attr.multi:
+        keys.append(attr.name)
+        attr = attr.child(path.sub_attr)
+    elif path.sub_attr:
+        return None
+    if attr is None or attr.multi or attr.returned == "never" or attr.type not in JSON_TYPES:
+        return None
+    expression = attributes.data_column[tuple(keys + [attr.name])]
+    if attr.type == "boolean":
+        return Column(expression.as_boolean(), "boolean")
+    return Column(expression.as_string(), "string", attr.case_exact)
+
+
+JSON_TYPES = {"string", "boolean", "reference", "any"}
 
 
 def _datetime(value) -> datetime:
@@ -174,16 +211,16 @@ class _SqlBuilder(FilterVisitor[ColumnElement]):
 
     def _resolve(self, path: AttrPath) -> tuple[Column | None, MultiValued | None, str]:
         """(scalar column, None) or (sub-attribute column, multi-valued attribute) for a path."""
-        _strip_schema(path, self.attributes.schema)
         name = str(AttrPath(path.attr, path.sub_attr))
-        key = name.lower()
         if self.within is not None:
-            spec = self.within.subs.get(key)
-            if spec is None:
+            spec = self.within.subs.get(name.lower())
+            if spec is None or path.uri:
                 raise invalid_filter(f"attribute {name} is not filterable here")
             return spec, None, name
-        if key in self.attributes.scalars:
-            return self.attributes.scalars[key], None, name
+        spec = scalar_for(path, self.attributes)
+        if spec is not None:
+            return spec, None, str(path)
+        _strip_schema(path, self.attributes.resource.name)
         multi = self.attributes.multi.get(path.attr.lower())
         if multi is not None:
             sub = (path.sub_attr or multi.default_sub).lower()
@@ -214,7 +251,7 @@ class _SqlBuilder(FilterVisitor[ColumnElement]):
     def visit_value_path(self, node: ValuePath) -> ColumnElement:
         if self.within is not None:
             raise invalid_filter("value filters cannot be nested")
-        _strip_schema(node.attr_path, self.attributes.schema)
+        _strip_schema(node.attr_path, self.attributes.resource.name)
         multi = self.attributes.multi.get(node.attr_path.attr.lower())
         if multi is None or node.attr_path.sub_attr:
             raise invalid_filter(f"attribute {node.attr_path} is not a filterable multi-valued attribute")
@@ -230,10 +267,10 @@ def sort_order(sort_by: str | None, sort_order: str | None, attributes: Attribut
     if not sort_by:
         return []
     try:
-        path = AttrPath(*reversed(_split_sort_path(sort_by, attributes.schema)))
-    except ValueError:
+        path = Path(sort_by).ast
+    except (SCIMException, ValueError):
         raise ScimError(400, f"sortBy {sort_by!r} is not an attribute", "invalidValue") from None
-    spec = attributes.scalars.get(str(path).lower())
+    spec = scalar_for(path, attributes) if isinstance(path, AttrPath) else None
     if spec is None:
         raise ScimError(400, f"sortBy {sort_by!r} is not a sortable attribute", "invalidValue")
     column = func.lower(spec.column) if spec.type == "string" and not spec.case_exact else spec.column
@@ -241,10 +278,3 @@ def sort_order(sort_by: str | None, sort_order: str | None, attributes: Attribut
         return [column.desc().nulls_first()]
     return [column.asc().nulls_last()]
 
-
-def _split_sort_path(text: str, schema: str) -> tuple[str | None, str]:
-    """"name.familyName" -> ("familyName", "name"); the core schema URN prefix is allowed."""
-    if text.lower().startswith(schema.lower() + ":"):
-        text = text[len(schema) + 1:]
-    attr, _, sub = text.partition(".")
-    return (sub or None), attr

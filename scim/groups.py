@@ -7,7 +7,7 @@ from scim.listing import list_resources
 from scim.members import MembershipPatch
 from scim.patch import apply_patch, operations
 from scim.schema import GROUP, normalize_resource
-from scim.serialize import group_to_scim, read_json, resource_response, use_search_body, wants
+from scim.serialize import no_content, group_to_scim, read_json, resource_response, use_search_body, wants
 from scim.store import add_members, get_for_write, get_or_404, member_ids, members_of, remove_members, write_group
 
 
@@ -60,7 +60,7 @@ def replace_group(group_id):
 @bp.patch("/Groups/<group_id>")
 def patch_group(group_id):
     group = get_for_write(Group, group_id, "Group")
-    ops = operations(read_json())
+    ops = operations(read_json(), GROUP)
     member_ops = [op for op in ops if op.attribute == "members"]
     other_ops = [op for op in ops if op.attribute != "members"]
     if other_ops:
@@ -76,4 +76,4 @@ def patch_group(group_id):
 def delete_group(group_id):
     db.session.delete(get_for_write(Group, group_id, "Group"))
     db.session.commit()
-    return "", 204
+    return no_content()

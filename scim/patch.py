@@ -15,7 +15,7 @@ from scim2_models.path import AttrPath, Comparison, LogicalExpr, Not, PathNode, 
 from scim2_models.path import CompareOperator as Op, LogicalOperator
 
 from scim.errors import ScimError, bad_request
-from scim.schema import EXTENSIONS, Attr, coerce_any, find_attr, normalize_resource
+from scim.schema import Attr, coerce_any, extensions, find_attr, normalize_resource
 
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 OPS = {"add", "remove", "replace"}  # Entra ID capitalises them: "Add", "Replace", "Remove"
@@ -45,7 +45,7 @@ def parse_path(text: str) -> PathNode:
         raise ScimError(400, f"invalid path {text!r}: {exc}", "invalidPath") from None
 
 
-def operations(body) -> list[Operation]:
+def operations(body, resource: Attr) -> list[Operation]:
     """The operations of a PatchOp body, path-less values split into one operation per attribute."""
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object", "invalidSyntax")
@@ -70,16 +70,16 @@ def operations(body) -> list[Operation]:
         elif not isinstance(raw.get("value"), dict):
             raise bad_request("an operation without a path needs an object as value", "invalidSyntax")
         else:
-            result.extend(_split(op, raw["value"]))
+            result.extend(_split(op, raw["value"], resource))
     return result
 
 
-def _split(op: str, value: dict) -> list[Operation]:
+def _split(op: str, value: dict, resource: Attr) -> list[Operation]:
     split = []
     for key, item in value.items():
         if key.lower() in IGNORED_KEYS:
             continue
-        extension = next((e for ext in EXTENSIONS.values() for e in ext if e.name.lower() == key.lower()), None)
+        extension = next((e for e in extensions(resource) if e.name.lower() == key.lower()), None)
         if extension is not None and isinstance(item, dict):
             split.extend(Operation(op, parse_path(f"{extension.name}:{k}"), v, True) for k, v in item.items())
         else:

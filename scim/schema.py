@@ -6,6 +6,8 @@ Bodies are checked against these tables rather than a strict model, so that what
 
 from dataclasses import dataclass, field
 
+from flask import current_app
+
 from scim.errors import bad_request
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -23,12 +25,15 @@ class Attr:
     returned: str = "default"  # default | always | never
     case_exact: bool = False
     required: bool = False
+    open: bool = False  # a declared custom extension: its attributes are stored as sent
     by_name: dict = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "by_name", {a.name.lower(): a for a in self.sub})
 
     def child(self, name: str) -> "Attr | None":
+        if self.open:
+            return Attr(name, "any")
         return self.by_name.get(name.lower())
 
 
@@ -80,6 +85,14 @@ GROUP = Attr(GROUP_SCHEMA, "complex", sub=COMMON + (
 ))
 
 EXTENSIONS = {USER_SCHEMA: (ENTERPRISE_USER,), GROUP_SCHEMA: ()}
+CUSTOM_EXTENSION_SETTINGS = {USER_SCHEMA: "SCIM_USER_EXTENSIONS", GROUP_SCHEMA: "SCIM_GROUP_EXTENSIONS"}
+
+
+def extensions(resource: Attr) -> tuple[Attr, ...]:
+    """The resource's extension schemas: the enterprise User extension, then the custom ones declared in
+    configuration (e.g. Okta app profile attributes, urn:ietf:params:scim:schemas:extension:<name>:2.0:User)."""
+    declared = current_app.config.get(CUSTOM_EXTENSION_SETTINGS[resource.name]) or ()
+    return EXTENSIONS[resource.name] + tuple(Attr(urn, "complex", open=True) for urn in declared)
 TRUE_FALSE = {"true": True, "false": False}
 
 
@@ -89,6 +102,8 @@ def is_unassigned(value) -> bool:
 
 def coerce(attr: Attr, value, where: str):
     """One value of `attr`, checked and normalised. Raises 400 invalidValue on a wrong type."""
+    if attr.type == "any":
+        return value
     if attr.type == "boolean":
         if isinstance(value, bool):
             return value
@@ -97,6 +112,9 @@ def coerce(attr: Attr, value, where: str):
             return TRUE_FALSE[value.lower()]
         raise bad_request(f"{where} must be a boolean")
     if attr.type == "complex":
+        if isinstance(value, str) and not attr.multi and attr.child("value"):
+            # Entra ID sends the enterprise manager as the bare id: "manager": "<user id>".
+            value = {"value": value}
         if not isinstance(value, dict):
             raise bad_request(f"{where} must be an object")
         return normalize(attr, value, where)
@@ -120,6 +138,8 @@ def coerce_any(attr: Attr, value, where: str):
 def normalize(parent: Attr, body: dict, where: str = "") -> dict:
     """Keep the attributes `parent` declares, under their canonical names (RFC 7643 §2.1: names are
     case-insensitive), drop readOnly ones (RFC 7644 §3.5.1: ignored when sent) and unknown ones."""
+    if parent.open:
+        return dict(body)
     clean = {}
     for key, value in body.items():
         attr = parent.child(key)
@@ -136,7 +156,7 @@ def normalize_resource(resource: Attr, body: dict) -> dict:
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object", "invalidSyntax")
     clean = normalize(resource, body)
-    for extension in EXTENSIONS[resource.name]:
+    for extension in extensions(resource):
         for key, value in body.items():
             if key.lower() == extension.name.lower() and not is_unassigned(value):
                 part = coerce(extension, value, extension.name)
@@ -153,4 +173,4 @@ def find_attr(resource: Attr, name: str) -> Attr | None:
     attr = resource.child(name)
     if attr:
         return attr
-    return next((e for e in EXTENSIONS[resource.name] if e.name.lower() == name.lower()), None)
+    return next((e for e in extensions(resource) if e.name.lower() == name.lower()), None)

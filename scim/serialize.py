@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from flask import Response, current_app, g, request
 
 from scim.errors import SCIM_MEDIA_TYPE, ScimError, bad_request
-from scim.schema import ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
+from scim.schema import ENTERPRISE_SCHEMA, GROUP, GROUP_SCHEMA, USER, USER_SCHEMA, Attr, extensions
 
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 ALWAYS_RETURNED = {"id", "schemas"}
@@ -58,9 +58,16 @@ def meta(row, resource_type: str, endpoint: str) -> dict:
     }
 
 
+def schemas_of(resource: Attr, data: dict) -> list[str]:
+    return [resource.name] + [ext.name for ext in extensions(resource) if ext.name in data]
+
+
 def user_to_scim(user, groups: list[dict]) -> dict:
-    schemas = [USER_SCHEMA] + ([ENTERPRISE_SCHEMA] if ENTERPRISE_SCHEMA in user.data else [])
-    body = {"schemas": schemas, "id": user.id, **user.data}
+    body = {"schemas": schemas_of(USER, user.data), "id": user.id, **user.data}
+    manager = user.data.get(ENTERPRISE_SCHEMA, {}).get("manager")
+    if manager and manager.get("value"):
+        body[ENTERPRISE_SCHEMA] = {**body[ENTERPRISE_SCHEMA],
+                                   "manager": {**manager, "$ref": location("Users", manager["value"])}}
     body["active"] = user.active
     if groups:
         body["groups"] = groups
@@ -69,7 +76,7 @@ def user_to_scim(user, groups: list[dict]) -> dict:
 
 
 def group_to_scim(group, members: list[dict] | None) -> dict:
-    body = {"schemas": [GROUP_SCHEMA], "id": group.id, **group.data}
+    body = {"schemas": schemas_of(GROUP, group.data), "id": group.id, **group.data}
     if members is not None:
         body["members"] = members
     body["meta"] = meta(group, "Group", "Groups")
@@ -79,6 +86,12 @@ def group_to_scim(group, members: list[dict] | None) -> dict:
 def scim_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
     response = Response(json.dumps(body), status=status, mimetype=SCIM_MEDIA_TYPE)
     response.headers.update(headers or {})
+    return response
+
+
+def no_content() -> Response:
+    response = Response(status=204)
+    del response.headers["Content-Type"]  # no body, so no media type
     return response
 
 
@@ -160,11 +173,16 @@ def _names(name: str) -> list[tuple[str, ...]]:
         for urn in (USER_SCHEMA, GROUP_SCHEMA):
             if lowered.startswith(urn.lower() + ":"):
                 lowered = lowered[len(urn) + 1:]
-        if lowered.startswith(ENTERPRISE_SCHEMA.lower() + ":"):
-            paths.append((ENTERPRISE_SCHEMA.lower(), lowered[len(ENTERPRISE_SCHEMA) + 1:]))
+        urn = next((u for u in extension_urns() if lowered.startswith(u + ":")), None)
+        if urn:  # an extension attribute: "urn:...:User:employeeNumber"
+            paths.append((urn, lowered[len(urn) + 1:]))
         else:
             paths.append(tuple(lowered.split(".", 1)))
     return paths
+
+
+def extension_urns() -> list[str]:
+    return [ext.name.lower() for resource in (USER, GROUP) for ext in extensions(resource)]
 
 
 def wants(attribute: str) -> bool:

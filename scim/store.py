@@ -79,7 +79,8 @@ def write_user(user: User, resource: dict) -> User:
     user.given_name = name.get("givenName")
     user.family_name = name.get("familyName")
     user.external_id = resource.get("externalId")
-    user.active = resource.pop("active", True)
+    # Omitted from a PUT, active keeps its value: a replace must not re-enable a deactivated account.
+    user.active = resource.pop("active", True if user.active is None else user.active)
     user.data = resource
     if user.id is None:
         db.session.add(user)
@@ -124,7 +125,7 @@ def write_group(group: Group, resource: dict) -> Group:
         db.session.add(group)
     else:
         touch(group)
-    db.session.flush()
+    flush_unique(f"a group with displayName {group.display_name!r}")
     return group
 
 

@@ -6,7 +6,7 @@ from scim.filters import USER_MAP
 from scim.listing import list_resources
 from scim.patch import apply_patch, operations
 from scim.schema import USER, normalize_resource
-from scim.serialize import read_json, resource_response, use_search_body, user_to_scim, wants
+from scim.serialize import no_content, read_json, resource_response, use_search_body, user_to_scim, wants
 from scim.store import get_for_write, get_or_404, groups_of, write_user
 
 
@@ -58,7 +58,7 @@ def replace_user(user_id):
 @bp.patch("/Users/<user_id>")
 def patch_user(user_id):
     user = get_for_write(User, user_id, "User")
-    ops = operations(read_json())
+    ops = operations(read_json(), USER)
     write_user(user, apply_patch(current_resource(user), USER, ops))
     db.session.commit()
     return user_response(user)
@@ -68,4 +68,4 @@ def patch_user(user_id):
 def delete_user(user_id):
     db.session.delete(get_for_write(User, user_id, "User"))
     db.session.commit()
-    return "", 204
+    return no_content()

@@ -167,7 +167,7 @@ def test_unknown_schema_is_404(api, urn):
     (USER_SCHEMA, "x509Certificates.value", {"type": "binary"}),
     (ENTERPRISE_SCHEMA, "manager.$ref", {"type": "reference", "referenceTypes": ["User"]}),
     (ENTERPRISE_SCHEMA, "manager.displayName", {"mutability": "readOnly"}),
-    (GROUP_SCHEMA, "displayName", {"required": True, "uniqueness": "none"}),
+    (GROUP_SCHEMA, "displayName", {"required": True, "uniqueness": "server"}),
     (GROUP_SCHEMA, "members", {"type": "complex", "multiValued": True, "mutability": "readWrite"}),
     (GROUP_SCHEMA, "members.value", {"mutability": "immutable"}),
     (GROUP_SCHEMA, "members.$ref", {"type": "reference", "referenceTypes": ["User", "Group"]}),

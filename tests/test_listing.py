@@ -99,6 +99,26 @@ def test_user_filters(api, people, filter_text, expected):
     assert body["totalResults"] == len(expected)
 
 
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+@pytest.mark.parametrize("filter_text, expected", [
+    ('title eq "cto"', ["boss@example.com"]),                                  # no column: JSON, ignoring case
+    ('title co "T" and not (nickName pr)', ["boss@example.com"]),
+    ('name.formatted sw "Ms"', ["boss@example.com"]),
+    (f'{ENTERPRISE}:employeeNumber eq "701984"', ["boss@example.com"]),
+    (f'{ENTERPRISE}:department ne "Sales"', ["boss@example.com", "plain@example.com"]),
+    (f'{ENTERPRISE}:employeeNumber pr', ["boss@example.com"]),
+    ('urn:ietf:params:scim:schemas:core:2.0:User:nickName eq "Babs"', ["plain@example.com"]),
+])
+def test_filters_on_attributes_kept_in_the_json_document(api, make_user, filter_text, expected):
+    make_user("boss@example.com", title="CTO", name={"formatted": "Ms Barbara Jensen", "givenName": "B"},
+              **{ENTERPRISE: {"employeeNumber": "701984", "department": "Tour"}})
+    make_user("plain@example.com", nickName="Babs")
+    body = listing(api, "/Users?filter=" + quote(filter_text))
+    assert sorted(user_names(body)) == expected
+
+
 def test_filter_on_id(api, people):
     body = listing(api, f'/Users?filter=id eq "{people["bob"]["id"]}"')
     assert user_names(body) == ["bob@example.com"]
@@ -112,7 +132,10 @@ def test_like_wildcards_in_values_are_literal(api, make_user):
 
 
 @pytest.mark.parametrize("filter_text", [
-    'nickName eq "x"',                 # not a filterable attribute: never "return everything"
+    'noSuchAttribute eq "x"',          # unknown: never "return everything"
+    'password eq "x"',                 # never returned, so never matched either
+    'phoneNumbers.value eq "x"',       # multi-valued, kept only in the JSON document
+    'name eq "x"',                     # complex: compare a sub-attribute
     'userName eq',                     # bad syntax
     'userName xx "a"',
     'active eq "yes"',

@@ -111,7 +111,14 @@ def test_sort_applies_before_paging(api, sortable):
     assert names(api.get("/Users?sortBy=userName&startIndex=2&count=1")) == ["b@example.com"]
 
 
-@pytest.mark.parametrize("query", ["sortBy=nickName", "sortBy=emails", "sortOrder=sideways", "sortBy=no..pe"])
+def test_sort_by_an_attribute_kept_in_the_json_document(api, make_user):
+    for name, title in (("x@example.com", "b"), ("y@example.com", "A"), ("z@example.com", "c")):
+        make_user(name, title=title)
+    assert names(api.get("/Users?sortBy=title")) == ["y@example.com", "x@example.com", "z@example.com"]
+
+
+@pytest.mark.parametrize("query", ["sortBy=nope", "sortBy=emails", "sortOrder=sideways", "sortBy=no..pe",
+                                   'sortBy=emails[type eq "work"]'])
 def test_bad_sort_is_400(api, query):
     response = api.get(f"/Users?{query}")
     assert response.status_code == 400 and response.json["scimType"] == "invalidValue"

@@ -92,8 +92,8 @@ def test_enterprise_extension_is_stored_and_returned(api):
                                                          "manager": {"value": "boss-id"}}})
     body["schemas"].append(ENTERPRISE)
     response = api.post("/Users", json=body)
-    assert response.json[ENTERPRISE] == {"employeeNumber": "701984", "department": "Tour",
-                                         "manager": {"value": "boss-id"}}
+    assert response.json[ENTERPRISE] == {"employeeNumber": "701984", "department": "Tour", "manager": {
+        "value": "boss-id", "$ref": "http://localhost/scim/v2/Users/boss-id"}}
     assert ENTERPRISE in response.json["schemas"]
 
 
@@ -147,6 +147,14 @@ def test_put_keeps_the_password_when_the_body_has_none(api):
     before = row(created["id"]).password_hash
     api.put(f"/Users/{created['id']}", json=user_body("keep@example.com", given="Other"))
     assert row(created["id"]).password_hash == before
+
+
+def test_put_without_active_keeps_the_account_state(api, make_user):
+    user = make_user("off@example.com", active=False)
+    body = user_body("off@example.com")
+    body.pop("active")
+    assert api.put(f"/Users/{user['id']}", json=body).json["active"] is False
+    assert row(user["id"]).active is False
 
 
 def test_put_with_active_false_deactivates(api, make_user):
