@@ -46,21 +46,42 @@ def settings_from_env(instance_path: str) -> dict:
         "SCIM_AUTH_FAILURE_LIMIT": int(env.get("SCIM_AUTH_FAILURE_LIMIT", 20)),
         "SCIM_AUTH_FAILURE_WINDOW": int(env.get("SCIM_AUTH_FAILURE_WINDOW", 300)),
         "SCIM_AUDIT_RETENTION_DAYS": int(env.get("SCIM_AUDIT_RETENTION_DAYS", 90)),
+        "SCIM_DB_CONNECT_TIMEOUT": int(env.get("SCIM_DB_CONNECT_TIMEOUT", 5)),
+        "SCIM_DB_STATEMENT_TIMEOUT_MS": int(env.get("SCIM_DB_STATEMENT_TIMEOUT_MS", 15000)),
+        "SCIM_DB_POOL_SIZE": int(env.get("SCIM_DB_POOL_SIZE", 5)),
+        "SCIM_DB_POOL_TIMEOUT": int(env.get("SCIM_DB_POOL_TIMEOUT", 5)),
         "SCIM_USER_EXTENSIONS": split_words(env.get("SCIM_USER_EXTENSIONS", "")),
         "SCIM_GROUP_EXTENSIONS": split_words(env.get("SCIM_GROUP_EXTENSIONS", "")),
+        "SCIM_AUDIT_PRUNE_ONE_IN": int(env.get("SCIM_AUDIT_PRUNE_ONE_IN", 1000)),
         "SCIM_ACCESS_LOG": env.get("SCIM_ACCESS_LOG", "1").lower() in TRUE_WORDS,
+    }
+
+
+def engine_options(config: dict) -> dict:
+    """Bounded waits everywhere, so that a slow or absent database gives a quick 503, never a hung worker."""
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # How long a writer waits for another process's write lock before "database is locked" (503).
+        return {"connect_args": {"timeout": config["SCIM_DB_CONNECT_TIMEOUT"]}}
+    return {
+        "pool_pre_ping": True,  # a connection the database dropped (restart, failover) is replaced, not used
+        "pool_size": config["SCIM_DB_POOL_SIZE"],
+        "pool_timeout": config["SCIM_DB_POOL_TIMEOUT"],
+        "connect_args": {
+            "connect_timeout": config["SCIM_DB_CONNECT_TIMEOUT"],
+            "options": f"-c statement_timeout={config['SCIM_DB_STATEMENT_TIMEOUT_MS']}",
+        },
     }
 
 
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.update(settings_from_env(app.instance_path))
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
     if config:
         app.config.update(config)
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(
         app.config["SQLALCHEMY_DATABASE_URI"], app.instance_path
     )
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config))
     app.json.sort_keys = False
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         os.makedirs(app.instance_path, exist_ok=True)
@@ -73,9 +94,11 @@ def create_app(config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
 
     from commands import audit_cli, tokens_cli
+    from health import health
     from scim import register
 
     register(app)
+    app.register_blueprint(health)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(audit_cli)
     if not app.config["SCIM_BEARER_TOKEN"]:

@@ -122,13 +122,29 @@ class Link(db.Model):
     )
 
 
+SQLITE_BEGIN = "sqlite_begin"  # execution option: "IMMEDIATE" for a transaction that will write
+
+
 @event.listens_for(Engine, "connect")
-def _sqlite_foreign_keys(dbapi_connection, _record):
-    """SQLite enforces foreign keys (and so ON DELETE CASCADE) only when asked, per connection."""
+def _sqlite_connect(dbapi_connection, _record):
+    """SQLite: enforce foreign keys (and so ON DELETE CASCADE); write-ahead logging, so that readers and
+    the one writer do not block each other; and transactions begun by us, not by the driver."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(connection):
+    """A writing request takes SQLite's write lock when it begins (BEGIN IMMEDIATE), so that what it reads
+    (a version, a membership) cannot change before it writes: concurrent writers queue, as with the row
+    locks PostgreSQL takes."""
+    if connection.dialect.name == "sqlite":
+        mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 class Token(db.Model):

@@ -2,12 +2,14 @@
 
 from flask import Blueprint, Flask, request
 
+from models import SQLITE_BEGIN, db
 from scim.audit import record, start_clock
 from scim.auth import require_token
 from scim.errors import ScimError, register_error_handlers
 
 PREFIX = "/scim/v2"
 JSON_TYPES = {"application/scim+json", "application/json", ""}
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 bp = Blueprint("scim", __name__, url_prefix=PREFIX)
@@ -26,6 +28,9 @@ def _before_request():
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype not in JSON_TYPES:
         # RFC 7644 §3.1: SCIM bodies are application/scim+json (application/json is accepted too).
         raise ScimError(415, f"unsupported media type {request.mimetype!r}; send application/scim+json")
+    if request.method in WRITES and db.engine.dialect.name == "sqlite":
+        db.session.rollback()  # end the authentication's read; the request's transaction starts writing
+        db.session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
 
 
 def _after_request(response):

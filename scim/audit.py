@@ -22,7 +22,6 @@ SECRET_KEYS = {"password", "token", "secret", "authorization", "client_secret", 
 REDACTED = "[redacted]"
 MAX_BODY = 64 * 1024
 OPERATIONS = {"POST": "create", "PUT": "replace", "PATCH": "patch", "DELETE": "delete"}
-PRUNE_ONE_REQUEST_IN = 1000
 
 
 def redact(value):
@@ -109,7 +108,8 @@ def record(response: Response) -> Response:
             db.session.execute(text("SET LOCAL synchronous_commit = off"))
         db.session.add(AuditEntry(**row, request_body=stored_body()))
         db.session.commit()
-        if random.randrange(PRUNE_ONE_REQUEST_IN) == 0:
+        one_in = current_app.config["SCIM_AUDIT_PRUNE_ONE_IN"]
+        if one_in and random.randrange(one_in) == 0:  # now and then, so no cron job is needed
             prune(current_app.config["SCIM_AUDIT_RETENTION_DAYS"])
     except Exception:
         log.exception("could not write the audit row")

@@ -12,6 +12,7 @@ import re
 from flask import current_app, request
 from werkzeug.test import Client, EnvironBuilder
 
+from models import db
 from scim import PREFIX, bp
 from scim.errors import ERROR_SCHEMA, ScimError, bad_request
 from scim.serialize import read_json, scim_response
@@ -82,19 +83,25 @@ def _dispatch(method: str, path: str, data, version: str | None):
 def _check_operation(operation: dict) -> tuple[str, str]:
     method = str(operation.get("method", "")).upper()
     path = operation.get("path")
-    if method not in METHODS or not isinstance(path, str) or not PATH.match(path.split("?")[0]):
+    match = PATH.match(path.split("?")[0]) if isinstance(path, str) else None
+    if method not in METHODS or not match:
         raise ValueError("each operation needs a method (POST, PUT, PATCH, DELETE) and a path such as "
                          "/Users or /Groups/<id>")
-    if (method == "POST") != (PATH.match(path).group(2) is None):
+    if (method == "POST") != (match.group(2) is None):
         raise ValueError("POST goes to /Users or /Groups; PUT, PATCH and DELETE to /Users/<id> or /Groups/<id>")
     if method == "POST" and not operation.get("bulkId"):
         raise ValueError("a POST operation needs a bulkId")
+    if operation.get("bulkId") is not None and not isinstance(operation["bulkId"], str):
+        raise ValueError("bulkId must be a string")  # RFC 7644 §3.7.1; a list would not even be hashable
+    version = operation.get("version")
+    if version is not None and not (isinstance(version, str) and version.isascii() and version.isprintable()):
+        raise ValueError("version must be an ETag such as W/\"3\"")  # it becomes the If-Match header
     return method, path
 
 
 def _run(operation: dict, created: dict[str, str]) -> dict:
     result = {"method": str(operation.get("method", "")).upper()}
-    if operation.get("bulkId"):
+    if operation.get("bulkId") and isinstance(operation["bulkId"], str):
         result["bulkId"] = operation["bulkId"]
     try:
         method, path = _check_operation(operation)
@@ -146,5 +153,6 @@ def run_bulk(operations: list[dict], fail_on_errors: int | None) -> list[dict]:
 def bulk():
     _check_limits()
     body = read_json()
+    db.session.rollback()  # the operations run in transactions of their own; this one holds no lock meanwhile
     results = run_bulk(_operations(body), _fail_on_errors(body))
     return scim_response({"schemas": [BULK_RESPONSE], "Operations": results})

@@ -3,7 +3,8 @@
 import logging
 
 from flask import Flask, jsonify
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
@@ -68,9 +69,18 @@ def _from_stale(exc: StaleDataError):
     return error_response(ScimError(412, "the resource was modified by another request; read it again and retry"))
 
 
-def _from_operational(exc: OperationalError):
-    log.error("database unavailable: %s", exc.orig)
+def _from_unavailable(exc: Exception):
+    # Down, restarting, unreachable past the connect timeout, over the statement timeout, or the pool is
+    # exhausted: the client may retry, and the next request gets a fresh connection (pool_pre_ping).
+    log.error("database unavailable: %s", getattr(exc, "orig", exc))
     return error_response(ScimError(503, "the database is unavailable; retry later", headers={"Retry-After": "5"}))
+
+
+def _from_data(exc: DataError):
+    # A value the database refused (a safety net: the schema checks should have caught it first).
+    log.info("data error: %s", exc.orig)
+    return error_response(ScimError(400, "a value was refused by the database (too long or invalid)",
+                                    "invalidValue"))
 
 
 def _from_unexpected(exc: Exception):
@@ -82,6 +92,9 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ScimError, error_response)
     app.register_error_handler(HTTPException, _from_http)
     app.register_error_handler(IntegrityError, _from_integrity)
-    app.register_error_handler(OperationalError, _from_operational)
+    app.register_error_handler(OperationalError, _from_unavailable)
+    app.register_error_handler(InterfaceError, _from_unavailable)
+    app.register_error_handler(PoolTimeout, _from_unavailable)
+    app.register_error_handler(DataError, _from_data)
     app.register_error_handler(StaleDataError, _from_stale)
     app.register_error_handler(Exception, _from_unexpected)

@@ -170,6 +170,8 @@ def compare(spec: Column, op: Op, value, name: str) -> ColumnElement:
     column = spec.column
     if value is None:
         raise invalid_filter(f"comparison of {name} with null is not supported; use 'pr'")
+    if isinstance(value, str) and "\x00" in value:
+        raise invalid_filter("filter values cannot contain NUL characters")
     if spec.type == "boolean":
         if not isinstance(value, bool) or op not in (Op.eq, Op.ne):
             raise invalid_filter(f"{name} is a boolean: only eq/ne with true or false")

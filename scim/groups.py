@@ -8,7 +8,8 @@ from scim.members import MembershipPatch
 from scim.patch import apply_patch, operations
 from scim.schema import GROUP, normalize_resource
 from scim.serialize import no_content, group_to_scim, read_json, resource_response, use_search_body, wants
-from scim.store import add_members, get_for_write, get_or_404, member_ids, members_of, remove_members, write_group
+from scim.store import (add_members, commit, get_for_write, get_or_404, member_ids, members_of, remove_members,
+                        write_group)
 
 
 def render_groups(groups: list[Group]) -> list[dict]:
@@ -36,8 +37,7 @@ def create_group():
     body = read_json()
     group = write_group(Group(), normalize_resource(GROUP, body))
     add_members(group.id, member_ids(body.get("members")))
-    db.session.commit()
-    return group_response(group, 201)
+    return commit(group_response(group, 201))
 
 
 @bp.get("/Groups/<group_id>")
@@ -53,8 +53,7 @@ def replace_group(group_id):
     write_group(group, normalize_resource(GROUP, body))
     remove_members(group.id, None)
     add_members(group.id, member_ids(body.get("members")))
-    db.session.commit()
-    return group_response(group)
+    return commit(group_response(group))
 
 
 @bp.patch("/Groups/<group_id>")
@@ -68,12 +67,10 @@ def patch_group(group_id):
     MembershipPatch(group.id).apply_all(member_ops)
     if member_ops and not other_ops:
         write_group(group, group.data)  # a membership change is a new version of the group
-    db.session.commit()
-    return group_response(group)
+    return commit(group_response(group))
 
 
 @bp.delete("/Groups/<group_id>")
 def delete_group(group_id):
     db.session.delete(get_for_write(Group, group_id, "Group"))
-    db.session.commit()
-    return no_content()
+    return commit(no_content())

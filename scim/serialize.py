@@ -234,18 +234,29 @@ def read_json() -> dict:
         raise bad_request("the request body is not valid JSON", "invalidSyntax") from None
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object", "invalidSyntax")
-    if depth(body) > current_app.config["SCIM_MAX_JSON_DEPTH"]:
-        raise bad_request("the request body is nested too deeply", "invalidSyntax")
+    check_structure(body, current_app.config["SCIM_MAX_JSON_DEPTH"])
     return body
 
 
-def depth(value) -> int:
-    """How deeply objects and arrays nest, measured without recursion."""
-    deepest, stack = 0, [(value, 1)]
+def check_structure(value, max_depth: int) -> None:
+    """Walk the document once, without recursion: nesting depth, and strings a database cannot store
+    (NUL characters, lone surrogates from escapes like "\\ud800")."""
+    stack = [(value, 1)]
     while stack:
         item, level = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, level)
-            children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, str):
+            if "\x00" in item or not item.isascii() and not _utf8(item):
+                raise bad_request("strings must be valid Unicode without NUL characters", "invalidValue")
+        elif isinstance(item, (dict, list)):
+            if level > max_depth:
+                raise bad_request("the request body is nested too deeply", "invalidSyntax")
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             stack.extend((child, level + 1) for child in children)
-    return deepest
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

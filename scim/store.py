@@ -17,8 +17,20 @@ def chunks(items: list, size: int = CHUNK):
         yield items[start:start + size]
 
 
+def commit(response):
+    """Commit the request's transaction once its response is built: nothing after the commit touches the
+    database, so a client is never told "error" about a write that was made."""
+    db.session.commit()
+    return response
+
+
+def valid_id(resource_id: str) -> bool:
+    # Ids are UUIDs: anything longer, or with a NUL the database cannot even compare, names nothing.
+    return len(resource_id) <= 64 and "\x00" not in resource_id
+
+
 def get_or_404(model, resource_id: str, kind: str):
-    row = db.session.get(model, resource_id)
+    row = db.session.get(model, resource_id) if valid_id(resource_id) else None
     if row is None:
         raise not_found(kind, resource_id)
     return row
@@ -30,7 +42,9 @@ def get_for_write(model, resource_id: str, kind: str):
     The lock makes concurrent writers to one resource take turns, so each sees the other's change; the
     version column catches what a lock cannot (SQLite) and If-Match compares against the locked row.
     """
-    row = db.session.scalar(select(model).where(model.id == resource_id).with_for_update())
+    row = None
+    if valid_id(resource_id):
+        row = db.session.scalar(select(model).where(model.id == resource_id).with_for_update())
     if row is None:
         raise not_found(kind, resource_id)
     check_if_match(row.version)
@@ -50,6 +64,13 @@ def page(model, where: ColumnElement | None, order: list, start: int, count: int
 
 def touch(row) -> None:
     row.last_modified = utcnow()  # the UPDATE this causes also bumps `version` (the mapper's version_id_col)
+
+
+def fits(values: dict, limit: int = 255) -> None:
+    """Attributes kept in indexed columns have a size: longer values are 400, not a database error."""
+    for key, value in values.items():
+        if isinstance(value, str) and len(value) > limit:
+            raise bad_request(f"{key} is longer than {limit} characters")
 
 
 def flush_unique(what: str) -> None:
@@ -74,6 +95,12 @@ def write_user(user: User, resource: dict) -> User:
         # Kept only as a salted hash; never returned (RFC 7643 §4.1.1: returned "never").
         user.password_hash = generate_password_hash(password)
     name = resource.get("name", {})
+    fits({"userName": resource["userName"], "displayName": resource.get("displayName"),
+          "externalId": resource.get("externalId"), "name.givenName": name.get("givenName"),
+          "name.familyName": name.get("familyName")})
+    for email in resource.get("emails", []):
+        fits({"emails.value": email.get("value")})
+        fits({"emails.type": email.get("type")}, limit=64)
     user.user_name = resource["userName"]
     user.display_name = resource.get("displayName")
     user.given_name = name.get("givenName")
@@ -117,6 +144,7 @@ def groups_of(user_ids: list[str]) -> dict[str, list[dict]]:
 
 def write_group(group: Group, resource: dict) -> Group:
     resource = dict(resource)
+    fits({"displayName": resource["displayName"], "externalId": resource.get("externalId")})
     resource.pop("members", None)  # membership lives in the link table
     group.display_name = resource["displayName"]
     group.external_id = resource.get("externalId")
@@ -174,12 +202,16 @@ def _insert_ignoring_duplicates(rows: list[dict]):
 def add_members(group_id: str, ids: list[str]) -> None:
     """Add users to a group: one existence check and one INSERT per chunk; existing members are left as they are."""
     for part in chunks(ids):
-        known = set(db.session.scalars(select(User.id).where(User.id.in_(part))))
+        # FOR SHARE (PostgreSQL): a user being added cannot be deleted until this request commits.
+        known = set(db.session.scalars(select(User.id).where(User.id.in_(part)).with_for_update(read=True)))
         unknown = [uid for uid in part if uid not in known]
         if unknown:
             raise bad_request(f"unknown user id(s) in members: {', '.join(unknown[:10])}")
         rows = [{"group_id": group_id, "user_id": uid} for uid in part]
-        db.session.execute(_insert_ignoring_duplicates(rows), rows)
+        try:
+            db.session.execute(_insert_ignoring_duplicates(rows), rows)
+        except IntegrityError:  # SQLite takes no share lock: the user was deleted in between
+            raise bad_request("a member was deleted while being added; retry") from None
 
 
 def remove_members(group_id: str, ids: list[str] | None, where: ColumnElement | None = None) -> None:

@@ -7,7 +7,7 @@ from scim.listing import list_resources
 from scim.patch import apply_patch, operations
 from scim.schema import USER, normalize_resource
 from scim.serialize import no_content, read_json, resource_response, use_search_body, user_to_scim, wants
-from scim.store import get_for_write, get_or_404, groups_of, write_user
+from scim.store import commit, get_for_write, get_or_404, groups_of, write_user
 
 
 def render_users(users: list[User]) -> list[dict]:
@@ -37,8 +37,7 @@ def search_users():
 @bp.post("/Users")
 def create_user():
     user = write_user(User(), normalize_resource(USER, read_json()))
-    db.session.commit()
-    return user_response(user, 201)
+    return commit(user_response(user, 201))
 
 
 @bp.get("/Users/<user_id>")
@@ -51,8 +50,7 @@ def replace_user(user_id):
     # RFC 7644 §3.5.1: a full replace; id, meta and groups in the body are read-only and ignored.
     user = get_for_write(User, user_id, "User")
     write_user(user, normalize_resource(USER, read_json()))
-    db.session.commit()
-    return user_response(user)
+    return commit(user_response(user))
 
 
 @bp.patch("/Users/<user_id>")
@@ -60,12 +58,10 @@ def patch_user(user_id):
     user = get_for_write(User, user_id, "User")
     ops = operations(read_json(), USER)
     write_user(user, apply_patch(current_resource(user), USER, ops))
-    db.session.commit()
-    return user_response(user)
+    return commit(user_response(user))
 
 
 @bp.delete("/Users/<user_id>")
 def delete_user(user_id):
     db.session.delete(get_for_write(User, user_id, "User"))
-    db.session.commit()
-    return no_content()
+    return commit(no_content())

@@ -1,77 +1,116 @@
-"""Races between gunicorn workers: the database, not a check in Python, keeps userName unique.
+"""Concurrent IdP traffic against two app instances (two gunicorn servers, two workers each) sharing one
+database: the database, not a check in Python, keeps the data right.
 
-The server runs on 127.0.0.1 only; each test sends a bounded number of requests and stops the server.
+Every request goes to 127.0.0.1; each test sends a bounded number of requests and stops its servers.
 """
 
 import contextlib
-import http.client
-import json
-import os
-import subprocess
-import sys
 import threading
-import time
 
+import pytest
 from sqlalchemy import func, select
 
-from models import User, db
-from tests.conftest import TOKEN, user_body
-from tests.pg import free_port
+from models import Link, User, db
+from tests.conftest import user_body
+from tests.servers import gunicorn, request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@contextlib.contextmanager
-def gunicorn(database_url: str, workers: int = 2):
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "SCIM_BEARER_TOKEN": TOKEN}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "app:create_app()"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                if request(port, "GET", "/scim/v2/Users?count=0")[0] == 200:
-                    break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("gunicorn did not start: " + server.stderr.read1().decode())
-        yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        server.stderr.close()
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
-def request(port, method, path, body=None):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/scim+json"}
-    connection.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
-    response = connection.getresponse()
-    result = response.status, json.loads(response.read() or b"null")
-    connection.close()
-    return result
+@pytest.fixture
+def instances(app, migrated):
+    """Two servers on different ports, one database: requests alternate between them."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(gunicorn(migrated))[0] for _ in range(2)]
 
 
-def test_same_username_from_20_clients_at_once_gives_one_201_and_19_409(app, migrated):
+def at_once(count, action):
+    """Run action(i) for i in range(count) in threads released together; returns their results in order."""
+    results = [None] * count
+    start = threading.Barrier(count)
+
+    def run(i):
+        start.wait()
+        results[i] = action(i)
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+def create(port, user_name):
+    status, body, _ = request(port, "POST", "/scim/v2/Users", user_body(user_name))
+    assert status == 201, body
+    return body["id"]
+
+
+def test_same_username_from_20_clients_at_once_gives_one_201_and_19_409(instances):
     variants = ["race@example.com", "RACE@example.com", "Race@Example.com", "race@EXAMPLE.COM"]
-    statuses = []
-    with gunicorn(migrated) as port:
-        start = threading.Barrier(20)
-
-        def create(i):
-            start.wait()
-            status, body = request(port, "POST", "/scim/v2/Users", user_body(variants[i % len(variants)]))
-            statuses.append((status, body.get("scimType")))
-
-        threads = [threading.Thread(target=create, args=(i,)) for i in range(20)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-    assert sorted(statuses, key=str) == [(201, None)] + [(409, "uniqueness")] * 19
+    results = at_once(20, lambda i: request(instances[i % 2], "POST", "/scim/v2/Users",
+                                            user_body(variants[i % len(variants)])))
+    statuses = sorted((status, (body or {}).get("scimType") or "") for status, body, _ in results)
+    assert statuses == [(201, "")] + [(409, "uniqueness")] * 19
     db.session.expire_all()
-    count = db.session.scalar(select(func.count()).select_from(User).where(
-        func.lower(User.user_name) == "race@example.com"))
-    assert count == 1
+    assert db.session.scalar(select(func.count()).select_from(User).where(
+        func.lower(User.user_name) == "race@example.com")) == 1
+
+
+def test_concurrent_member_adds_and_removes_end_with_the_exact_membership(instances):
+    port = instances[0]
+    newcomers = [create(port, f"new{i}@example.com") for i in range(20)]
+    leavers = [create(port, f"old{i}@example.com") for i in range(10)]
+    stayers = [create(port, f"stay{i}@example.com") for i in range(3)]
+    status, group, _ = request(port, "POST", "/scim/v2/Groups", {
+        "displayName": "Busy", "members": [{"value": u} for u in leavers + stayers]})
+    assert status == 201
+
+    def change(i):
+        if i < 20:  # Okta's add, one member per request
+            operation = {"op": "add", "path": "members", "value": [{"value": newcomers[i]}]}
+        else:  # Okta's remove by value filter
+            operation = {"op": "remove", "path": f'members[value eq "{leavers[i - 20]}"]'}
+        return request(instances[i % 2], "PATCH", f"/scim/v2/Groups/{group['id']}?excludedAttributes=members",
+                       {"schemas": [PATCH], "Operations": [operation]})[0]
+    assert at_once(30, change) == [200] * 30
+    db.session.expire_all()
+    members = set(db.session.scalars(select(Link.user_id).where(Link.group_id == group["id"])))
+    assert members == set(newcomers + stayers)
+
+
+def test_concurrent_writes_with_the_same_if_match_have_one_winner(instances):
+    user_id = create(instances[0], "contested@example.com")
+
+    def replace(i):
+        body = user_body("contested@example.com", title=f"writer {i}")
+        status, answer, _ = request(instances[i % 2], "PUT", f"/scim/v2/Users/{user_id}", body,
+                                    headers={"If-Match": 'W/"1"'})
+        return status, (answer or {}).get("title")
+    results = at_once(10, replace)
+    winners = [title for status, title in results if status == 200]
+    assert len(winners) == 1 and sorted(s for s, _ in results) == [200] + [412] * 9
+    db.session.expire_all()
+    stored = db.session.get(User, user_id)
+    assert stored.data["title"] == winners[0] and stored.version == 2
+
+
+def test_user_deleted_while_being_added_to_a_group_leaves_no_dangling_link(instances):
+    port = instances[0]
+    status, group, _ = request(port, "POST", "/scim/v2/Groups", {"displayName": "Moving"})
+    assert status == 201
+    seen = set()
+    for round_number in range(10):
+        user_id = create(port, f"fleeting{round_number}@example.com")
+
+        def act(i):
+            if i == 0:
+                return request(instances[0], "DELETE", f"/scim/v2/Users/{user_id}")[0]
+            return request(instances[1], "PATCH", f"/scim/v2/Groups/{group['id']}?excludedAttributes=members", {
+                "schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": user_id}]}]})[0]
+        deleted, added = at_once(2, act)
+        seen.add((deleted, added))
+        assert deleted == 204 and added in (200, 400)
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Link)) == 0
+    assert db.session.scalar(select(func.count()).select_from(User)) == 0

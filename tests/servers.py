@@ -1,0 +1,58 @@
+"""Real servers for the concurrency and fault tests: gunicorn on 127.0.0.1, several workers, bounded waits."""
+
+import contextlib
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+
+from tests.conftest import TOKEN
+from tests.pg import free_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def request(port, method, path, body=None, headers=None, timeout=30):
+    """One request on a fresh connection: (status, JSON body or None, headers)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    all_headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/scim+json", **(headers or {})}
+    try:
+        connection.request(method, path, body=json.dumps(body) if body is not None else None, headers=all_headers)
+        response = connection.getresponse()
+        raw = response.read()
+        return response.status, (json.loads(raw) if raw else None), dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def gunicorn(database_url: str, workers: int = 2, **settings):
+    """A gunicorn server for the app on a free loopback port; yields (port, process)."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "SCIM_BEARER_TOKEN": TOKEN, "SCIM_ACCESS_LOG": "0",
+           **{key: str(value) for key, value in settings.items()}}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", os.path.join(ROOT, "gunicorn.conf.py"), "-w", str(workers),
+         "-b", f"127.0.0.1:{port}", "app:create_app()"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until_ready(port, server)
+        yield port, server
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        server.stderr.close()
+
+
+def wait_until_ready(port, server, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if request(port, "GET", "/readyz", timeout=5)[0] == 200:
+                return
+        if server.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise RuntimeError("gunicorn did not start: " + server.stderr.read1().decode())
