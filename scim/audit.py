@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from flask import Response, current_app, g, request
 from sqlalchemy import delete, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from models import AuditEntry, db, utcnow
 
@@ -111,6 +112,9 @@ def record(response: Response) -> Response:
         one_in = current_app.config["SCIM_AUDIT_PRUNE_ONE_IN"]
         if one_in and random.randrange(one_in) == 0:  # now and then, so no cron job is needed
             prune(current_app.config["SCIM_AUDIT_RETENTION_DAYS"])
+    except SQLAlchemyError as exc:
+        log.warning("could not write the audit row: %s", getattr(exc, "orig", exc))
+        db.session.rollback()
     except Exception:
         log.exception("could not write the audit row")
         db.session.rollback()

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 from tests.conftest import TOKEN
@@ -33,20 +34,25 @@ def gunicorn(database_url: str, workers: int = 2, **settings):
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "SCIM_BEARER_TOKEN": TOKEN, "SCIM_ACCESS_LOG": "0",
            **{key: str(value) for key, value in settings.items()}}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", os.path.join(ROOT, "gunicorn.conf.py"), "-w", str(workers),
-         "-b", f"127.0.0.1:{port}", "app:create_app()"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_until_ready(port, server)
-        yield port, server
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        server.stderr.close()
+    # The server's log goes to a file: a pipe nobody reads would fill up and block the workers.
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", os.path.join(ROOT, "gunicorn.conf.py"), "-w", str(workers),
+             "-b", f"127.0.0.1:{port}", "app:create_app()"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            wait_until_ready(port, server, log)
+            yield port, server
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=10)
 
 
-def wait_until_ready(port, server, seconds=30):
+def wait_until_ready(port, server, log, seconds=30):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):
@@ -55,4 +61,5 @@ def wait_until_ready(port, server, seconds=30):
         if server.poll() is not None:
             break
         time.sleep(0.1)
-    raise RuntimeError("gunicorn did not start: " + server.stderr.read1().decode())
+    log.seek(0)
+    raise RuntimeError("gunicorn did not start: " + log.read()[-4000:].decode(errors="replace"))
