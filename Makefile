@@ -1,10 +1,11 @@
 # make run   - create .venv, install requirements, apply migrations, serve http://127.0.0.1:5000/scim/v2
 # make test  - the whole suite, on SQLite and then on a throwaway PostgreSQL that the tests start themselves
+# make bench - the load benchmark against its floor (bench/run.py; BENCH_ARGS=--quick for a smoke run)
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-sqlite test-postgresql clean
+.PHONY: run test test-sqlite test-postgresql bench clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +23,9 @@ test-sqlite: $(VENV)/.installed
 
 test-postgresql: $(VENV)/.installed
 	TEST_DATABASE=postgresql $(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance

@@ -1,0 +1,155 @@
+"""Seeding: users, groups and memberships written straight through the app's data layer, fast.
+
+The rows are those scim.store.write_user and write_group would write: each user's Okta-shaped body goes
+through the app's own normalize_resource, then password and active are taken out of `data` exactly as
+write_user does; users, user_emails, groups and link rows are inserted with SQLAlchemy Core in batches,
+inside create_app()'s app context. Users are deterministic: user i always has the same id and userName.
+"""
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, insert, select, text
+
+from models import Group, Link, User, UserEmail, db
+from scenarios import GROUP_SCHEMA, okta_user_body
+from scim.schema import GROUP, USER, normalize_resource
+
+BATCH = 5000
+GIVEN = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Dennis",
+         "Radia", "Tim", "Shafi", "Leslie", "Sophie", "Niklaus", "Katherine", "John", "Hedy", "Guido"]
+FAMILY = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton",
+          "Ritchie", "Perlman", "Berners-Lee", "Goldwasser", "Lamport", "Wilson", "Wirth", "Johnson",
+          "McCarthy", "Lamarr", "Rossum"]
+EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def user_id(i: int) -> str:
+    return str(uuid.UUID(int=random.Random(i).getrandbits(128), version=4))
+
+
+def user_name(i: int) -> str:
+    return f"{GIVEN[i % 20]}.{FAMILY[i // 20 % 20]}{i}@example.com"
+
+
+def user_body(i: int) -> dict:
+    """User i as Okta would POST it (without a password: Okta sends one only with password sync on)."""
+    return okta_user_body(user_name(i), GIVEN[i % 20], FAMILY[i // 20 % 20], f"00u{i:017x}")
+
+
+def stored_user(i: int) -> tuple[dict, bool]:
+    """(data, active) as write_user stores them: normalized, password and active taken out."""
+    data = normalize_resource(USER, user_body(i))
+    data.pop("password", None)
+    return data, data.pop("active", True)
+
+
+def user_rows(i: int) -> tuple[dict, list[dict]]:
+    data, active = stored_user(i)
+    name = data.get("name", {})
+    at = EPOCH + timedelta(milliseconds=i)  # creation order = index order, as page order is (created, id)
+    row = {
+        "id": user_id(i), "external_id": data.get("externalId"), "created": at, "last_modified": at,
+        "version": 1, "data": data, "user_name": data["userName"], "display_name": data.get("displayName"),
+        "given_name": name.get("givenName"), "family_name": name.get("familyName"), "active": active,
+        "password_hash": None,
+    }
+    emails = [{"user_id": row["id"], "value": e.get("value"), "type": e.get("type"),
+               "is_primary": bool(e.get("primary"))} for e in data.get("emails", [])]
+    return row, emails
+
+
+def seed_users(start: int, stop: int) -> None:
+    """Users start..stop-1 with their emails, committed in batches."""
+    for low in range(start, stop, BATCH):
+        users, emails = [], []
+        for i in range(low, min(stop, low + BATCH)):
+            row, rows = user_rows(i)
+            users.append(row)
+            emails.extend(rows)
+        db.session.execute(insert(User.__table__), users)
+        db.session.execute(insert(UserEmail.__table__), emails)
+        db.session.commit()
+
+
+@dataclass
+class GroupPlan:
+    """The groups the scenarios use. User i belongs to ordinary group i % M; the special groups take their
+    members from the last users, so that users[0 : users - big] each belong to exactly one group."""
+    users: int
+    ordinary: int  # M
+    mid: int  # members of the "5,000" group
+    big: int  # members of the "10,000" groups
+    batch: int  # members one PATCH adds or removes
+
+    def special(self) -> dict[str, range]:
+        last = lambda k: range(self.users - k, self.users)  # noqa: E731
+        return {"get-5000": last(self.mid), "get-10000": last(self.big),
+                "okta-empty": range(0), "okta-10000": last(self.big),
+                "entra-empty": range(0), "entra-10000": last(self.big)}
+
+    def one_group_users(self) -> range:
+        return range(self.users - self.big)
+
+
+def group_row(index: int, name: str) -> dict:
+    data = normalize_resource(GROUP, {"schemas": [GROUP_SCHEMA], "displayName": name, "members": []})
+    data.pop("members", None)  # as write_group: membership lives in the link table
+    at = EPOCH + timedelta(seconds=index)
+    return {"id": group_id(index), "external_id": None, "created": at, "last_modified": at, "version": 1,
+            "data": data, "display_name": name}
+
+
+def group_id(index: int) -> str:
+    return str(uuid.UUID(int=random.Random(f"group-{index}").getrandbits(128), version=4))
+
+
+def seed_ordinary_groups(plan: GroupPlan) -> None:
+    db.session.execute(insert(Group.__table__), [group_row(k, f"Bench Group {k:04d}")
+                                                 for k in range(plan.ordinary)])
+    db.session.commit()
+
+
+def link_ordinary(plan: GroupPlan, start: int, stop: int) -> None:
+    """Users start..stop-1 into their ordinary group."""
+    if plan.ordinary:
+        insert_batched(Link.__table__, ({"group_id": group_id(i % plan.ordinary), "user_id": user_id(i)}
+                                        for i in range(start, stop)))
+    db.session.commit()
+
+
+def seed_special_groups(plan: GroupPlan) -> dict[str, str]:
+    """The 5,000- and 10,000-member groups and the PATCH targets; returns role -> group id."""
+    special = plan.special()
+    rows = [group_row(plan.ordinary + k, f"bench-{role}") for k, role in enumerate(special)]
+    db.session.execute(insert(Group.__table__), rows)
+    ids = {role: row["id"] for role, row in zip(special, rows)}
+    for role, members in special.items():
+        insert_batched(Link.__table__, ({"group_id": ids[role], "user_id": user_id(i)} for i in members))
+    db.session.commit()
+    return ids
+
+
+def insert_batched(table, rows) -> None:
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == BATCH:
+            db.session.execute(insert(table), batch)
+            batch = []
+    if batch:
+        db.session.execute(insert(table), batch)
+
+
+def vacuum_analyze() -> None:
+    """Fresh planner statistics and visibility map, as a database some hours old would have."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in ("users", "user_emails", "groups", "link"):
+            conn.execute(text(f"VACUUM ANALYZE {table}"))
+
+
+def counts() -> dict:
+    return {model.__tablename__: db.session.scalar(select(func.count()).select_from(model))
+            for model in (User, UserEmail, Group, Link)}
