@@ -68,7 +68,9 @@ def engine_options(config: dict) -> dict:
         "pool_timeout": config["SCIM_DB_POOL_TIMEOUT"],
         "connect_args": {
             "connect_timeout": config["SCIM_DB_CONNECT_TIMEOUT"],
-            "options": f"-c statement_timeout={config['SCIM_DB_STATEMENT_TIMEOUT_MS']}",
+            # Asynchronous commit by default (reads and the audit trail); data changes ask for a durable
+            # commit (models.durable_commit).
+            "options": f"-c statement_timeout={config['SCIM_DB_STATEMENT_TIMEOUT_MS']} -c synchronous_commit=off",
         },
     }
 

@@ -117,7 +117,8 @@ def audit_cli(ctx, since, failed, user, limit, follow, polls):
     entries = list(reversed(db.session.scalars(query.order_by(None).order_by(AuditEntry.id.desc())
                                                .limit(limit)).all()))
     table(AUDIT_HEADERS, audit_rows(entries))
-    last_id = entries[-1].id if entries else 0
+    # Follow from the newest row, even when none was listed (--limit 0).
+    last_id = entries[-1].id if entries else (db.session.scalar(select(func.max(AuditEntry.id))) or 0)
     done = 0
     while follow and (not polls or done < polls):
         time.sleep(1)
@@ -125,7 +126,7 @@ def audit_cli(ctx, since, failed, user, limit, follow, polls):
         db.session.rollback()  # see rows committed since the last poll
         new = db.session.scalars(query.where(AuditEntry.id > last_id)).all()
         for row in audit_rows(new):
-            click.echo("  ".join(str(c) for c in row))
+            click.echo("  ".join(str(cell).ljust(len(header)) for cell, header in zip(row, AUDIT_HEADERS)))
         last_id = new[-1].id if new else last_id
 
 

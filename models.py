@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     event,
     func,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
@@ -35,6 +36,14 @@ class Base(DeclarativeBase):
 
 Base.metadata.naming_convention = NAMING
 db = SQLAlchemy(model_class=Base)
+
+
+def durable_commit() -> None:
+    """Commit and wait until it is on disk. PostgreSQL connections here commit asynchronously by default
+    (reads and their audit rows: a crash may lose the trail's last milliseconds); data changes never do."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL synchronous_commit = on"))
+    db.session.commit()
 
 
 def new_id() -> str:

@@ -13,7 +13,7 @@ from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode
 
 from flask import Response, current_app, g, request
-from sqlalchemy import delete, text
+from sqlalchemy import delete
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import AuditEntry, db, utcnow
@@ -82,12 +82,12 @@ def facts(response: Response) -> dict:
         scim_type = (response.get_json(silent=True) or {}).get("scimType")
     started = g.get("audit_started", time.perf_counter())
     query = redact_query(request.query_string.decode(errors="replace"))
-    return {
+    return {key: value.replace("\x00", "") if isinstance(value, str) else value for key, value in {
         "at": utcnow(),
         "token_name": g.get("auth_name", "anonymous"),
         "client_ip": request.remote_addr,
         "user_agent": (request.user_agent.string or "")[:255] or None,
-        "method": request.method,
+        "method": request.method[:10],
         "path": (request.path + ("?" + query if query else ""))[:2048],
         "resource_type": kind[:20] if kind else None,
         "resource_id": resource_id[:64] if resource_id else None,
@@ -95,18 +95,32 @@ def facts(response: Response) -> dict:
         "status": response.status_code,
         "scim_type": scim_type,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-    }
+    }.items()}  # no NUL: a text column cannot hold one
+
+
+def add_to_transaction(response: Response) -> bool:
+    """A successful write carries its audit row in its own transaction: one commit for both. Every value
+    fits its column, so the row cannot make the write fail; if it cannot even be built, the write goes on
+    and after_request tries again."""
+    try:
+        db.session.add(AuditEntry(**facts(response), request_body=stored_body()))
+    except Exception:
+        log.exception("could not build the audit row")
+        return False
+    return True
 
 
 def record(response: Response) -> Response:
-    """after_request: the audit row and the log line. Never raises."""
+    """after_request: the log line, and the audit row unless the write's transaction carried it.
+    Never raises: a failure to audit is logged and never changes the answer."""
     try:
         row = facts(response)
         log_line(row)
-        db.session.rollback()  # the request's own transaction is over: committed or rolled back already
-        if db.engine.dialect.name == "postgresql":
-            # The trail need not wait for the disk: a crash may lose its last milliseconds, not the data.
-            db.session.execute(text("SET LOCAL synchronous_commit = off"))
+        if g.pop("audited", False):
+            return response
+        if db.engine.dialect.name == "sqlite":
+            db.session.rollback()  # SQLite: a read transaction cannot always turn into a write one
+        # Elsewhere a read request's own transaction carries the row (commits of the trail are asynchronous).
         db.session.add(AuditEntry(**row, request_body=stored_body()))
         db.session.commit()
         one_in = current_app.config["SCIM_AUDIT_PRUNE_ONE_IN"]

@@ -246,14 +246,23 @@ def get_resource_type(name: str):
     return scim_response(resource_type_to_scim(*pick(RESOURCE_TYPES, lambda e: e[0], name, "resource type")))
 
 
+def all_schemas() -> tuple:
+    """The built-in schemas, then the custom extensions declared in configuration: their attributes are
+    stored as sent, so none are listed."""
+    custom = tuple((ext, ext.name.split(":")[-2] if ext.name.count(":") > 1 else ext.name,
+                    "Custom extension declared in configuration; attributes are stored as sent")
+                   for resource in (USER, GROUP) for ext in extensions(resource) if ext.open)
+    return SCHEMAS + custom
+
+
 @bp.get("/Schemas")
 def list_schemas():
-    return discovery_list([schema_to_scim(*entry) for entry in SCHEMAS])
+    return discovery_list([schema_to_scim(*entry) for entry in all_schemas()])
 
 
 @bp.get("/Schemas/<urn>")
 def get_schema(urn: str):
-    return scim_response(schema_to_scim(*pick(SCHEMAS, lambda e: e[0].name, urn, "schema")))
+    return scim_response(schema_to_scim(*pick(all_schemas(), lambda e: e[0].name, urn, "schema")))
 
 
 @bp.route("/Me", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])

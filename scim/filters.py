@@ -4,6 +4,8 @@ scim2-models parses the filter into an AST; this module walks it and emits one S
 filtering, counting and paging happen in the database. An attribute not in the map is a 400 invalidFilter.
 """
 
+import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -32,6 +34,14 @@ Op = CompareOperator
 
 def invalid_filter(detail: str) -> ScimError:
     return ScimError(400, detail, "invalidFilter")
+
+
+class UnknownAttribute(ScimError):
+    """A filter names an attribute this resource type does not have (or cannot filter on)."""
+
+    def __init__(self, name: str):
+        super().__init__(400, f"attribute {name} is not filterable", "invalidFilter")
+        self.attribute = name.lower()
 
 
 @dataclass(frozen=True)
@@ -101,23 +111,74 @@ GROUP_MAP = AttributeMap(
 )
 
 
+NAME = r"[A-Za-z][A-Za-z0-9_-]*"
+SIMPLE_EQ = re.compile(rf'^\s*({NAME})(?:\.({NAME}))?\s+[eE][qQ]\s+("(?:[^"\\]|\\.)*")\s*$')
+
+
+def simple_equality(text: str) -> Comparison | None:
+    """`userName eq "x"`, the lookup IdPs send before every assignment, read without the full grammar
+    (the same tree the parser would give, at a fraction of the cost)."""
+    match = SIMPLE_EQ.match(text)
+    if match is None:
+        return None
+    try:
+        value = json.loads(match.group(3))
+    except ValueError:
+        return None
+    return Comparison(AttrPath(match.group(1), match.group(2)), CompareOperator.eq, value)
+
+
 def parse_filter(text: str) -> FilterNode:
+    fast = simple_equality(text)
+    if fast is not None:
+        return fast
     try:
         return ScimFilter(text).ast
     except (SCIMException, ValueError) as exc:
         raise invalid_filter(f"invalid filter {text!r}: {exc}") from None
 
 
-def filter_to_where(text: str | None, attributes: AttributeMap) -> ColumnElement | None:
-    """The WHERE clause for a filter string, or None when there is no filter."""
+def filter_to_where(text: str | None, attributes: AttributeMap, missing: set | None = None) -> ColumnElement | None:
+    """The WHERE clause for a filter string, or None when there is no filter. With a `missing` set,
+    attributes the type does not have match nothing and are collected there instead of refused."""
     if text is None or not text.strip():
         return None
-    return _SqlBuilder(attributes).visit(parse_filter(text))
+    return build_where(parse_filter(text), attributes, missing=missing)
+
+
+# SQLite refuses expression trees deeper than 1000 (SQLITE_MAX_EXPR_DEPTH); IdPs send one or two comparisons.
+MAX_COMPARISONS = 100
+
+
+def build_where(node: FilterNode, attributes: AttributeMap, within: MultiValued | None = None,
+                missing: set | None = None) -> ColumnElement:
+    """The SQL for a parsed filter, or 400 invalidFilter when it has more comparisons than the database takes."""
+    count, stack = 0, [node]
+    while stack:  # counted without recursion
+        item = stack.pop()
+        if isinstance(item, LogicalExpr):
+            stack.extend(item.terms)
+        elif isinstance(item, (Not, ValuePath)):
+            stack.append(item.expr if isinstance(item, Not) else item.val_filter)
+        else:
+            count += 1
+    if count > MAX_COMPARISONS:
+        raise invalid_filter(f"the filter has more than {MAX_COMPARISONS} comparisons")
+    return _SqlBuilder(attributes, within, missing).visit(node)
+
+
+def check_text(value) -> None:
+    """A filter value must be text a database can take: no lone surrogates (a "\\ud800" escape)."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise invalid_filter("filter values must be valid Unicode") from None
 
 
 def _strip_schema(path: AttrPath, schema: str) -> None:
     if path.uri and path.uri.lower() != schema.lower():
-        raise invalid_filter(f"attribute {path} is not filterable")
+        raise UnknownAttribute(str(path))
 
 
 def scalar_for(path: AttrPath, attributes: AttributeMap) -> Column | None:
@@ -170,6 +231,7 @@ def compare(spec: Column, op: Op, value, name: str) -> ColumnElement:
     column = spec.column
     if value is None:
         raise invalid_filter(f"comparison of {name} with null is not supported; use 'pr'")
+    check_text(value)
     if isinstance(value, str) and "\x00" in value:
         raise invalid_filter("filter values cannot contain NUL characters")
     if spec.type == "boolean":
@@ -207,9 +269,10 @@ def present(spec: Column) -> ColumnElement:
 
 
 class _SqlBuilder(FilterVisitor[ColumnElement]):
-    def __init__(self, attributes: AttributeMap, within: MultiValued | None = None):
+    def __init__(self, attributes: AttributeMap, within: MultiValued | None = None, missing: set | None = None):
         self.attributes = attributes
         self.within = within  # inside emails[...]: names are sub-attributes of this multi-valued attribute
+        self.missing = missing  # lenient: unknown attributes match nothing and are noted here
 
     def _resolve(self, path: AttrPath) -> tuple[Column | None, MultiValued | None, str]:
         """(scalar column, None) or (sub-attribute column, multi-valued attribute) for a path."""
@@ -228,19 +291,32 @@ class _SqlBuilder(FilterVisitor[ColumnElement]):
             sub = (path.sub_attr or multi.default_sub).lower()
             if sub in multi.subs:
                 return multi.subs[sub], multi, name
-        raise invalid_filter(f"attribute {name} is not filterable")
+        raise UnknownAttribute(name)
 
     def _exists(self, multi: MultiValued, condition: ColumnElement) -> ColumnElement:
         return exists(select(1).where(multi.owner == self.attributes.id_column, condition))
 
+    def _lenient(self, build) -> ColumnElement:
+        try:
+            return build()
+        except UnknownAttribute as unknown:
+            if self.missing is None or self.within is not None:
+                raise
+            self.missing.add(unknown.attribute)
+            return false()
+
     def visit_comparison(self, node: Comparison) -> ColumnElement:
-        spec, multi, name = self._resolve(node.attr_path)
-        condition = compare(spec, node.op, node.value, name)
-        return self._exists(multi, condition) if multi else condition
+        def build():
+            spec, multi, name = self._resolve(node.attr_path)
+            condition = compare(spec, node.op, node.value, name)
+            return self._exists(multi, condition) if multi else condition
+        return self._lenient(build)
 
     def visit_present(self, node: Present) -> ColumnElement:
-        spec, multi, _ = self._resolve(node.attr_path)
-        return self._exists(multi, present(spec)) if multi else present(spec)
+        def build():
+            spec, multi, _ = self._resolve(node.attr_path)
+            return self._exists(multi, present(spec)) if multi else present(spec)
+        return self._lenient(build)
 
     def visit_not(self, node: Not) -> ColumnElement:
         # SQL's NULL would make "not (title eq x)" drop users without a title; SCIM keeps them.
@@ -253,10 +329,13 @@ class _SqlBuilder(FilterVisitor[ColumnElement]):
     def visit_value_path(self, node: ValuePath) -> ColumnElement:
         if self.within is not None:
             raise invalid_filter("value filters cannot be nested")
+        return self._lenient(lambda: self._value_path(node))
+
+    def _value_path(self, node: ValuePath) -> ColumnElement:
         _strip_schema(node.attr_path, self.attributes.resource.name)
         multi = self.attributes.multi.get(node.attr_path.attr.lower())
         if multi is None or node.attr_path.sub_attr:
-            raise invalid_filter(f"attribute {node.attr_path} is not a filterable multi-valued attribute")
+            raise UnknownAttribute(str(node.attr_path))
         inner = _SqlBuilder(self.attributes, within=multi).visit(node.val_filter)
         return self._exists(multi, inner)
 

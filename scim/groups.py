@@ -7,18 +7,20 @@ from scim.listing import list_resources
 from scim.members import MembershipPatch
 from scim.patch import apply_patch, operations
 from scim.schema import GROUP, normalize_resource
-from scim.serialize import no_content, group_to_scim, read_json, resource_response, use_search_body, wants
+from scim.serialize import etag, no_content, selects_attributes, group_to_scim, read_json, resource_response, use_search_body, wants
 from scim.store import (add_members, commit, get_for_write, get_or_404, member_ids, members_of, remove_members,
                         write_group)
 
 
-def render_groups(groups: list[Group]) -> list[dict]:
+def render_groups(rows: list[tuple]) -> list[dict]:
+    """Page rows (group,) as SCIM groups, with the members of all of them read in one statement."""
+    groups = [row[0] for row in rows]
     members = members_of([g.id for g in groups]) if wants("members") else {}
     return [group_to_scim(g, members.get(g.id) or None) for g in groups]
 
 
 def group_response(group: Group, status: int = 200):
-    return resource_response(render_groups([group])[0], status)
+    return resource_response(render_groups([(group,)])[0], status)
 
 
 @bp.get("/Groups")
@@ -67,7 +69,11 @@ def patch_group(group_id):
     MembershipPatch(group.id).apply_all(member_ops)
     if member_ops and not other_ops:
         write_group(group, group.data)  # a membership change is a new version of the group
-    return commit(group_response(group))
+    if selects_attributes():
+        return commit(group_response(group))
+    # RFC 7644 §3.5.2: 204 is a complete answer to PATCH (Okta and Entra ID expect it for groups); the
+    # whole group, members and all, comes back only when attributes/excludedAttributes ask for it.
+    return commit(no_content(etag(group.version)))
 
 
 @bp.delete("/Groups/<group_id>")

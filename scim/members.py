@@ -7,7 +7,7 @@ Operations apply in order, but consecutive ones of the same kind are batched: Ok
 from scim2_models.path import CompareOperator, Comparison, LogicalExpr, LogicalOperator, ValuePath
 
 from scim.errors import ScimError
-from scim.filters import GROUP_MAP, _SqlBuilder
+from scim.filters import GROUP_MAP, build_where, check_text
 from scim.patch import Operation
 from scim.store import add_members, member_ids, remove_members
 
@@ -21,6 +21,7 @@ def ids_in_filter(node) -> list[str] | None:
                 and term.attr_path.attr.lower() == "value" and not term.attr_path.sub_attr
                 and not term.attr_path.uri and isinstance(term.value, str)):
             return None
+        check_text(term.value)
         ids.append(term.value)
     return ids
 
@@ -79,4 +80,4 @@ class MembershipPatch:
         # RFC 7644 §3.5.2.2: remove with a value filter drops only the matching members.
         self.flush()
         members = GROUP_MAP.multi["members"]
-        remove_members(self.group_id, None, _SqlBuilder(GROUP_MAP, within=members).visit(node.val_filter))
+        remove_members(self.group_id, None, build_where(node.val_filter, GROUP_MAP, members))

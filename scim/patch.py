@@ -6,6 +6,8 @@ URN-qualified keys (`"name.givenName"`, `"urn:...:enterprise:2.0:User:employeeNu
 """
 
 import copy
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,13 +38,41 @@ class Operation:
         return (node.uri + ":" + node.attr if node.uri else node.attr).lower()
 
 
+NAME = r"[A-Za-z][A-Za-z0-9_-]*"
+SIMPLE_PATH = re.compile(rf'^({NAME})(?:\.({NAME}))?$')
+SIMPLE_VALUE_PATH = re.compile(rf'^({NAME})\[({NAME})\s+[eE][qQ]\s+("(?:[^"\\]|\\.)*")\](?:\.({NAME}))?$')
+
+
+def simple_path(text: str) -> PathNode | None:
+    """`title`, `name.givenName` and `members[value eq "x"]` (Okta sends one per removed member, a
+    thousand in a request) read without the full grammar: the same tree the parser would give."""
+    match = SIMPLE_PATH.match(text)
+    if match:
+        return AttrPath(match.group(1), match.group(2))
+    match = SIMPLE_VALUE_PATH.match(text)
+    if match is None:
+        return None
+    try:
+        value = json.loads(match.group(3))
+    except ValueError:
+        return None
+    comparison = Comparison(AttrPath(match.group(2)), Op.eq, value)
+    return ValuePath(AttrPath(match.group(1)), comparison, match.group(4))
+
+
 def parse_path(text: str) -> PathNode:
     if not isinstance(text, str) or not text.strip():
         raise ScimError(400, "path must be a non-empty string", "invalidPath")
+    fast = simple_path(text)
+    if fast is not None:
+        return fast
     try:
-        return Path(text).ast
+        node = Path(text).ast
     except (SCIMException, ValueError) as exc:
         raise ScimError(400, f"invalid path {text!r}: {exc}", "invalidPath") from None
+    if not isinstance(node, (AttrPath, ValuePath)):  # RFC 7644 §3.5.2: attrPath or valuePath, not a filter
+        raise ScimError(400, f"path {text!r} is a filter, not an attribute", "invalidPath")
+    return node
 
 
 def operations(body, resource: Attr) -> list[Operation]:
@@ -119,8 +149,6 @@ def _target(resource: dict, schema: Attr, node: AttrPath, implicit: bool) -> tup
 def _apply(resource: dict, schema: Attr, operation: Operation) -> None:
     node = operation.path
     attr_node = node.attr_path if isinstance(node, ValuePath) else node
-    if isinstance(node, (Comparison, Present)):
-        raise ScimError(400, f"path {node} is a filter, not an attribute", "invalidPath")
     container, attr = _target(resource, schema, attr_node, operation.implicit)
     if attr is None:
         return

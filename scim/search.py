@@ -7,26 +7,38 @@ from scim.filters import GROUP_MAP, USER_MAP, filter_to_where, sort_order
 from scim.groups import render_groups
 from scim.serialize import list_response, page_args, param, use_search_body
 from scim.store import page
-from scim.users import render_users
+from scim.users import groups_if_wanted, render_users
 
-RESOURCE_TYPES = ((User, USER_MAP, render_users), (Group, GROUP_MAP, render_groups))
+RESOURCE_TYPES = ((User, USER_MAP, render_users, groups_if_wanted), (Group, GROUP_MAP, render_groups, tuple))
 
 
 def _queries():
-    """(model, where, order, render) for each type the filter applies to; an attribute one type lacks
-    means no resource of that type matches. A filter neither type understands is a 400."""
-    queries, errors = [], []
-    for model, attributes, render in RESOURCE_TYPES:
-        try:
-            where = filter_to_where(param("filter"), attributes)
-            order = sort_order(param("sortBy"), param("sortOrder"), attributes)
-        except ScimError as error:
-            errors.append(error)
-            continue
-        queries.append((model, where, order, render))
+    """(model, where, order, render, extra columns) for each resource type. An attribute one type lacks
+    matches nothing of that type (`displayName sw "x" or userName sw "x"` finds groups and users); an
+    attribute no type has is a 400."""
+    queries, missing_everywhere = [], None
+    for model, attributes, render, extra in RESOURCE_TYPES:
+        missing: set = set()
+        where = filter_to_where(param("filter"), attributes, missing)
+        order = sort_order_or_none(attributes)
+        missing_everywhere = missing if missing_everywhere is None else missing_everywhere & missing
+        if order is not None:
+            queries.append((model, where, order, render, extra()))
+    if missing_everywhere:
+        raise ScimError(400, f"attribute {sorted(missing_everywhere)[0]} is not filterable", "invalidFilter")
     if not queries:
-        raise errors[0]
+        raise ScimError(400, f"sortBy {param('sortBy')!r} is not a sortable attribute", "invalidValue")
     return queries
+
+
+def sort_order_or_none(attributes):
+    """The ORDER BY for this type, or None when sortBy names an attribute it lacks (then it is left out)."""
+    try:
+        return sort_order(param("sortBy"), param("sortOrder"), attributes)
+    except ScimError as error:
+        if param("sortOrder") and param("sortOrder").lower() not in ("ascending", "descending"):
+            raise error
+        return None
 
 
 @bp.post("/.search")
@@ -34,8 +46,8 @@ def search_everything():
     use_search_body()
     start, count = page_args()
     skip, resources, total = start - 1, [], 0
-    for model, where, order, render in _queries():
-        rows, matched = page(model, where, order, max(skip, 0) + 1, max(count - len(resources), 0))
+    for model, where, order, render, extra in _queries():
+        rows, matched = page(model, where, order, max(skip, 0) + 1, max(count - len(resources), 0), extra)
         skip -= matched
         total += matched
         resources += render(rows)

@@ -3,7 +3,7 @@
 import json
 from datetime import datetime, timezone
 
-from flask import Response, current_app, g, request
+from flask import Response, current_app, request
 
 from scim.errors import SCIM_MEDIA_TYPE, ScimError, bad_request
 from scim.schema import ENTERPRISE_SCHEMA, GROUP, GROUP_SCHEMA, USER, USER_SCHEMA, Attr, extensions
@@ -89,10 +89,16 @@ def scim_response(body: dict, status: int = 200, headers: dict | None = None) ->
     return response
 
 
-def no_content() -> Response:
+def no_content(version: str | None = None) -> Response:
     response = Response(status=204)
     del response.headers["Content-Type"]  # no body, so no media type
+    if version:
+        response.headers["ETag"] = version
     return response
+
+
+def selects_attributes() -> bool:
+    return bool(param("attributes") or param("excludedAttributes"))
 
 
 def resource_response(body: dict, status: int = 200) -> Response:
@@ -124,12 +130,12 @@ def use_search_body() -> None:
         elif isinstance(value, bool) or not isinstance(value, (str, int)):
             raise bad_request(f"{key} has the wrong type")
         params[key.lower()] = str(value)
-    g.search_params = params
+    request.environ["scim.search_params"] = params
 
 
 def param(name: str) -> str | None:
     """A query parameter, from the URL or from the SearchRequest body of a POST .search."""
-    search = g.get("search_params")
+    search = request.environ.get("scim.search_params")
     if search is not None:
         return search.get(name.lower())
     return request.args.get(name)
@@ -145,9 +151,13 @@ def _int_arg(name: str, default: int) -> int:
         raise bad_request(f"{name} must be an integer, got {raw!r}") from None
 
 
+# Past any table, and within the 64-bit integer an OFFSET takes (SQLite cannot bind a larger one at all).
+MAX_START_INDEX = 2**62
+
+
 def page_args() -> tuple[int, int]:
     """RFC 7644 §3.4.2.4: startIndex is 1-based (below 1 means 1); count below 0 means 0, and is capped."""
-    start = max(_int_arg("startIndex", 1), 1)
+    start = min(max(_int_arg("startIndex", 1), 1), MAX_START_INDEX)
     count = _int_arg("count", current_app.config["SCIM_DEFAULT_PAGE_SIZE"])
     count = min(max(count, 0), current_app.config["SCIM_MAX_PAGE_SIZE"])
     return start, count
@@ -165,14 +175,24 @@ def list_response(resources: list[dict], total: int, start: int) -> Response:
 
 
 def _names(name: str) -> list[tuple[str, ...]]:
-    """`attributes`/`excludedAttributes` as lower-cased paths: "name.givenName" -> ("name", "givenname")."""
-    raw = param(name) or ""
+    """`attributes`/`excludedAttributes` as lower-cased paths: "name.givenName" -> ("name", "givenname").
+    Read once per request (a page of 100 resources asks 100 times)."""
+    cache = request.environ.setdefault("scim.selected_names", {})
+    if name not in cache:
+        cache[name] = _parse_names(param(name) or "")
+    return cache[name]
+
+
+def _parse_names(raw: str) -> list[tuple[str, ...]]:
     paths = []
     for item in filter(None, (part.strip() for part in raw.split(","))):
         lowered = item.lower()
         for urn in (USER_SCHEMA, GROUP_SCHEMA):
             if lowered.startswith(urn.lower() + ":"):
                 lowered = lowered[len(urn) + 1:]
+        if lowered in extension_urns():  # a whole extension
+            paths.append((lowered,))
+            continue
         urn = next((u for u in extension_urns() if lowered.startswith(u + ":")), None)
         if urn:  # an extension attribute: "urn:...:User:employeeNumber"
             paths.append((urn, lowered[len(urn) + 1:]))

@@ -1,11 +1,15 @@
 """Reading and writing resources: the one place that turns clean SCIM dicts into rows and back."""
 
-from sqlalchemy import ColumnElement, delete, func, insert, select
+import json
+
+from flask import g
+from sqlalchemy import ColumnElement, delete, func, insert, literal, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import generate_password_hash
 
-from models import Group, Link, User, UserEmail, db, utcnow
+from models import Group, Link, User, UserEmail, db, durable_commit, utcnow
+from scim.audit import add_to_transaction
 from scim.errors import ScimError, bad_request, not_found
 from scim.serialize import check_if_match, location
 
@@ -18,9 +22,11 @@ def chunks(items: list, size: int = CHUNK):
 
 
 def commit(response):
-    """Commit the request's transaction once its response is built: nothing after the commit touches the
-    database, so a client is never told "error" about a write that was made."""
-    db.session.commit()
+    """Commit the request's transaction, with its audit row, once its response is built: nothing after the
+    commit touches the database, so a client is never told "error" about a write that was made."""
+    audited = add_to_transaction(response)
+    durable_commit()
+    g.audited = audited
     return response
 
 
@@ -51,15 +57,48 @@ def get_for_write(model, resource_id: str, kind: str):
     return row
 
 
-def page(model, where: ColumnElement | None, order: list, start: int, count: int) -> tuple[list, int]:
-    """One page in a stable order (the sort asked for, then created, id), and the total count, both in SQL."""
-    total_query = select(func.count()).select_from(model)
-    rows_query = select(model).order_by(*order, model.created, model.id).offset(start - 1).limit(count)
+def page(model, where: ColumnElement | None, order: list, start: int, count: int,
+         extra: tuple = ()) -> tuple[list, int]:
+    """One page in a stable order (the sort asked for, then created, id) and the total count of matches,
+    in ONE statement: a count subquery, LEFT JOINed to the page, so that even an empty page brings the
+    total. The page is picked as ids first (an index-only scan: deep pages skip index entries, not rows),
+    then joined to the rows. `extra` columns (e.g. a user's groups) ride along. Rows are (model, *extra)."""
+    matches = select(model.id)
+    total = select(func.count().label("total")).select_from(model)
     if where is not None:
-        total_query, rows_query = total_query.where(where), rows_query.where(where)
-    total = db.session.scalar(total_query)
-    rows = list(db.session.scalars(rows_query)) if count else []
-    return rows, total
+        matches, total = matches.where(where), total.where(where)
+    ordering = [*order, model.created, model.id]
+    ids = matches.order_by(*ordering).offset(start - 1).limit(count).subquery()
+    total = total.subquery()
+    query = (select(total.c.total, model, *extra).select_from(total)
+             .outerjoin(ids, true()).outerjoin(model, model.id == ids.c.id).order_by(*ordering))
+    rows = db.session.execute(query).all()
+    return [tuple(row[1:]) for row in rows if row[1] is not None], rows[0].total
+
+
+def groups_column():
+    """A user's groups as one JSON array of [id, displayName] pairs, computed inside the user query."""
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    pair = (func.json_build_array if postgres else func.json_array)(Group.id, Group.display_name)
+    aggregate = func.json_agg(pair) if postgres else func.json_group_array(pair)
+    return (select(aggregate).select_from(Link).join(Group, Group.id == Link.group_id)
+            .where(Link.user_id == User.id).scalar_subquery())
+
+
+def groups_value(raw) -> list[dict]:
+    """The `groups` attribute from groups_column's value (PostgreSQL hands back a list, SQLite text)."""
+    pairs = json.loads(raw) if isinstance(raw, str) else (raw or [])
+    return [{"value": gid, "$ref": location("Groups", gid), "display": display, "type": "direct"}
+            for gid, display in sorted(pairs, key=lambda pair: (pair[1] or "", pair[0]))]
+
+
+def user_with_groups(user_id: str) -> tuple[User, list[dict]]:
+    row = None
+    if valid_id(user_id):
+        row = db.session.execute(select(User, groups_column()).where(User.id == user_id)).first()
+    if row is None:
+        raise not_found("User", user_id)
+    return row[0], groups_value(row[1])
 
 
 def touch(row) -> None:
@@ -122,22 +161,8 @@ def write_user(user: User, resource: dict) -> User:
     return user
 
 
-def groups_of(user_ids: list[str]) -> dict[str, list[dict]]:
-    """The read-only `groups` attribute of several users, in one statement."""
-    found: dict[str, list[dict]] = {uid: [] for uid in user_ids}
-    if not user_ids:
-        return found
-    rows = db.session.execute(
-        select(Link.user_id, Group.id, Group.display_name)
-        .join(Group, Group.id == Link.group_id)
-        .where(Link.user_id.in_(user_ids))
-        .order_by(Group.display_name, Group.id)
-    )
-    for user_id, group_id, display in rows:
-        found[user_id].append(
-            {"value": group_id, "$ref": location("Groups", group_id), "display": display, "type": "direct"}
-        )
-    return found
+def groups_for(user_id: str) -> list[dict]:
+    return groups_value(db.session.scalar(select(groups_column()).where(User.id == user_id)))
 
 
 # Groups
@@ -193,24 +218,26 @@ def member_ids(members) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _insert_ignoring_duplicates(rows: list[dict]):
+def _insert_ignoring_duplicates():
     dialect = db.session.get_bind().dialect.name
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Link)
-    return stmt.on_conflict_do_nothing(index_elements=["group_id", "user_id"])
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Link)
 
 
 def add_members(group_id: str, ids: list[str]) -> None:
-    """Add users to a group: one existence check and one INSERT per chunk; existing members are left as they are."""
+    """Add users to a group: per chunk of ids, one existence check and one INSERT ... SELECT; members
+    already there are left as they are (ON CONFLICT DO NOTHING), so a retried add changes nothing."""
     for part in chunks(ids):
-        # FOR SHARE (PostgreSQL): a user being added cannot be deleted until this request commits.
-        known = set(db.session.scalars(select(User.id).where(User.id.in_(part)).with_for_update(read=True)))
+        known = set(db.session.scalars(select(User.id).where(User.id.in_(part))))
         unknown = [uid for uid in part if uid not in known]
         if unknown:
             raise bad_request(f"unknown user id(s) in members: {', '.join(unknown[:10])}")
-        rows = [{"group_id": group_id, "user_id": uid} for uid in part]
+        # Selected from users: a user deleted meanwhile is simply not added (the foreign key forbids a
+        # dangling link either way).
+        rows = select(literal(group_id), User.id).where(User.id.in_(part))
+        statement = _insert_ignoring_duplicates().from_select(["group_id", "user_id"], rows)
         try:
-            db.session.execute(_insert_ignoring_duplicates(rows), rows)
-        except IntegrityError:  # SQLite takes no share lock: the user was deleted in between
+            db.session.execute(statement.on_conflict_do_nothing(index_elements=["group_id", "user_id"]))
+        except IntegrityError:  # the user was being deleted by another transaction at that very moment
             raise bad_request("a member was deleted while being added; retry") from None
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from sqlalchemy import select, update
 
-from models import Token, db, utcnow
+from models import Token, db, durable_commit, utcnow
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # last_used is written at most once a minute per token
 
@@ -50,7 +50,7 @@ def create_token(name: str, expires: datetime | None = None, basic_user: str | N
     token = Token(name=name, kind="basic" if basic_user else "bearer", basic_user=basic_user,
                   secret_hash=hashed, expires=expires)
     db.session.add(token)
-    db.session.commit()
+    durable_commit()
     return token, secret
 
 
@@ -75,7 +75,7 @@ def revoke_token(name: str) -> Token | None:
     token = db.session.scalar(select(Token).where(Token.name == name))
     if token is not None and token.revoked is None:
         token.revoked = utcnow()
-        db.session.commit()
+        durable_commit()  # a revocation must survive a crash
     return token
 
 

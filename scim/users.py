@@ -1,5 +1,7 @@
 """/Users views."""
 
+from sqlalchemy import null
+
 from models import User, db
 from scim import bp
 from scim.filters import USER_MAP
@@ -7,25 +9,29 @@ from scim.listing import list_resources
 from scim.patch import apply_patch, operations
 from scim.schema import USER, normalize_resource
 from scim.serialize import no_content, read_json, resource_response, use_search_body, user_to_scim, wants
-from scim.store import commit, get_for_write, get_or_404, groups_of, write_user
+from scim.store import commit, get_for_write, groups_column, groups_for, groups_value, user_with_groups, write_user
 
 
-def render_users(users: list[User]) -> list[dict]:
-    groups = groups_of([u.id for u in users]) if wants("groups") else {}
-    return [user_to_scim(u, groups.get(u.id, [])) for u in users]
+def render_users(rows: list[tuple]) -> list[dict]:
+    """Page rows (user, groups as JSON) as SCIM users."""
+    return [user_to_scim(user, groups_value(groups)) for user, groups in rows]
 
 
-def user_response(user: User, status: int = 200):
-    return resource_response(render_users([user])[0], status)
+def user_response(user: User, groups: list[dict], status: int = 200):
+    return resource_response(user_to_scim(user, groups), status)
 
 
 def current_resource(user: User) -> dict:
     return {**user.data, "active": user.active}
 
 
+def groups_if_wanted() -> tuple:
+    return (groups_column(),) if wants("groups") else (null(),)
+
+
 @bp.get("/Users")
 def list_users():
-    return list_resources(User, USER_MAP, render_users)
+    return list_resources(User, USER_MAP, render_users, groups_if_wanted())
 
 
 @bp.post("/Users/.search")
@@ -37,12 +43,12 @@ def search_users():
 @bp.post("/Users")
 def create_user():
     user = write_user(User(), normalize_resource(USER, read_json()))
-    return commit(user_response(user, 201))
+    return commit(user_response(user, [], 201))  # a new user belongs to no group yet
 
 
 @bp.get("/Users/<user_id>")
 def get_user(user_id):
-    return user_response(get_or_404(User, user_id, "User"))
+    return user_response(*user_with_groups(user_id))
 
 
 @bp.put("/Users/<user_id>")
@@ -50,7 +56,7 @@ def replace_user(user_id):
     # RFC 7644 §3.5.1: a full replace; id, meta and groups in the body are read-only and ignored.
     user = get_for_write(User, user_id, "User")
     write_user(user, normalize_resource(USER, read_json()))
-    return commit(user_response(user))
+    return commit(user_response(user, groups_for(user.id)))
 
 
 @bp.patch("/Users/<user_id>")
@@ -58,7 +64,7 @@ def patch_user(user_id):
     user = get_for_write(User, user_id, "User")
     ops = operations(read_json(), USER)
     write_user(user, apply_patch(current_resource(user), USER, ops))
-    return commit(user_response(user))
+    return commit(user_response(user, groups_for(user.id)))
 
 
 @bp.delete("/Users/<user_id>")

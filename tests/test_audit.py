@@ -182,3 +182,9 @@ def test_repeated_failures_from_one_address_get_429_but_others_still_work(app, c
 
 def get(client, authorization, environ):
     return client.get("/scim/v2/Users", headers={"Authorization": authorization}, environ_base=environ)
+
+
+def test_audit_follow_with_limit_zero_prints_only_new_rows(app, api):
+    api.get("/Users?old=1")
+    result = app.test_cli_runner().invoke(args=["audit", "--follow", "--polls", "1", "--limit", "0"])
+    assert result.exit_code == 0 and "old=1" not in result.output

@@ -74,3 +74,10 @@ def test_group_names_are_unique_regardless_of_case(api, make_group):
     renamed = api.patch(f"/Groups/{other['id']}", json={"schemas": [PATCH], "Operations": [
         {"op": "replace", "path": "displayName", "value": "sales"}]})
     assert renamed.status_code == 409
+
+
+def test_declared_custom_extension_is_listed_in_schemas(api, acme):
+    schema = api.get(f"/Schemas/{CUSTOM}")
+    assert schema.status_code == 200
+    assert schema.json["id"] == CUSTOM and schema.json["attributes"] == []
+    assert CUSTOM in [s["id"] for s in api.get("/Schemas").json["Resources"]]

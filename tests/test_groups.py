@@ -82,7 +82,7 @@ def test_patch_add_is_idempotent(api, make_group, users):
     group = make_group("G", members=[users[0]])
     operation = {"op": "add", "path": "members", "value": [{"value": users[0]}, {"value": users[1]}]}
     for _ in range(2):
-        assert api.patch(f"/Groups/{group['id']}", json=patch_body(operation)).status_code == 200
+        assert api.patch(f"/Groups/{group['id']}", json=patch_body(operation)).status_code == 204
     assert link_rows(group["id"]) == {users[0], users[1]}
     assert count(Link) == 2
 
@@ -91,7 +91,7 @@ def test_remove_member_by_value_filter_keeps_the_others(api, make_group, users):
     group = make_group("G", members=users)
     response = api.patch(f"/Groups/{group['id']}", json=patch_body(
         {"op": "remove", "path": f'members[value eq "{users[1]}"]'}))
-    assert response.status_code == 200
+    assert response.status_code == 204
     assert link_rows(group["id"]) == {users[0], users[2], users[3]}
 
 
@@ -156,8 +156,8 @@ def test_patch_with_an_unknown_member_changes_nothing(api, make_group, users):
 def test_rename(api, make_group, users, operation):
     group = make_group("Before", members=[users[0]])
     response = api.patch(f"/Groups/{group['id']}", json=patch_body(operation))
-    assert response.status_code == 200 and response.json["displayName"] == "Renamed"
-    assert response.json["id"] == group["id"]
+    assert response.status_code == 204 and response.data == b""
+    assert api.get(f"/Groups/{group['id']}").json["displayName"] == "Renamed"
     db.session.expire_all()
     assert db.session.get(Group, group["id"]).display_name == "Renamed"
     assert link_rows(group["id"]) == {users[0]}
@@ -167,7 +167,18 @@ def test_membership_change_bumps_the_group_version(api, make_group, users):
     group = make_group("V")
     response = api.patch(f"/Groups/{group['id']}", json=patch_body(
         {"op": "add", "path": "members", "value": [{"value": users[0]}]}))
-    assert response.json["meta"]["version"] == 'W/"2"' == response.headers["ETag"]
+    assert response.status_code == 204 and response.headers["ETag"] == 'W/"2"'
+    assert api.get(f"/Groups/{group['id']}").json["meta"]["version"] == 'W/"2"'
+
+
+def test_patch_answers_the_group_when_attributes_are_asked_for(api, make_group, users):
+    group = make_group("Asked", members=users[:2])
+    operation = {"op": "add", "path": "members", "value": [{"value": users[2]}]}
+    without_members = api.patch(f"/Groups/{group['id']}?excludedAttributes=members", json=patch_body(operation))
+    assert without_members.status_code == 200 and "members" not in without_members.json
+    assert without_members.json["displayName"] == "Asked"
+    only_members = api.patch(f"/Groups/{group['id']}?attributes=members", json=patch_body(operation))
+    assert only_members.status_code == 200 and len(only_members.json["members"]) == 3
 
 
 def test_nested_groups_are_refused(api, make_group):

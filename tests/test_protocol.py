@@ -177,3 +177,20 @@ def test_root_search_filter_on_an_attribute_only_groups_have(api, make_user, mak
     assert by_user_name.json["totalResults"] == 1
     bad = api.post("/.search", json={"schemas": [SEARCH], "filter": 'nothing eq "x"'})
     assert bad.status_code == 400 and bad.json["scimType"] == "invalidFilter"
+
+
+def test_root_search_or_across_attributes_of_different_types(api, make_user, make_group):
+    user = make_user("bulky@example.com")
+    group = make_group("Bulk G")
+    body = api.post("/.search", json={"schemas": [SEARCH],
+                                      "filter": 'displayName sw "Bulk" or userName sw "bulk"'}).json
+    assert sorted(r["id"] for r in body["Resources"]) == sorted([user["id"], group["id"]])
+
+
+def test_whole_extension_in_attributes_and_excluded_attributes(api, make_user):
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    user = make_user("ext@example.com", **{enterprise: {"department": "Tour"}})
+    only = api.get(f"/Users/{user['id']}?attributes={enterprise}").json
+    assert only[enterprise] == {"department": "Tour"} and "userName" not in only
+    without = api.get(f"/Users/{user['id']}?excludedAttributes={enterprise}").json
+    assert enterprise not in without and without["userName"] == "ext@example.com"
