@@ -39,7 +39,7 @@ def _after_request(response):
 
 
 def register(app: Flask) -> None:
-    from scim import bulk, discovery, groups, search, users  # noqa: F401  (routes attach themselves to bp)
+    from scim import bulk, discovery, groups, openapi, search, users  # noqa: F401  (routes attach themselves to bp)
 
     app.before_request(_before_request)
     app.after_request(_after_request)
