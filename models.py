@@ -143,6 +143,9 @@ def _sqlite_connect(dbapi_connection, _record):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
+        # LIKE compares case as PostgreSQL does: sw/ew/co on caseExact attributes (externalId) respect case;
+        # the others compare lower() with lower().
+        cursor.execute("PRAGMA case_sensitive_like=ON")
         cursor.close()
 
 

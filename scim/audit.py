@@ -13,7 +13,7 @@ from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode
 
 from flask import Response, current_app, g, request
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import AuditEntry, db, utcnow
@@ -103,10 +103,11 @@ def add_to_transaction(response: Response) -> bool:
     fits its column, so the row cannot make the write fail; if it cannot even be built, the write goes on
     and after_request tries again."""
     try:
-        db.session.add(AuditEntry(**facts(response), request_body=stored_body()))
+        statement, row = insert(AuditEntry), {**facts(response), "request_body": stored_body()}
     except Exception:
         log.exception("could not build the audit row")
         return False
+    db.session.execute(statement, [row])  # a plain INSERT: no unit-of-work bookkeeping
     return True
 
 
@@ -121,7 +122,7 @@ def record(response: Response) -> Response:
         if db.engine.dialect.name == "sqlite":
             db.session.rollback()  # SQLite: a read transaction cannot always turn into a write one
         # Elsewhere a read request's own transaction carries the row (commits of the trail are asynchronous).
-        db.session.add(AuditEntry(**row, request_body=stored_body()))
+        db.session.execute(insert(AuditEntry), [{**row, "request_body": stored_body()}])
         db.session.commit()
         one_in = current_app.config["SCIM_AUDIT_PRUNE_ONE_IN"]
         if one_in and random.randrange(one_in) == 0:  # now and then, so no cron job is needed

@@ -76,13 +76,20 @@ def page(model, where: ColumnElement | None, order: list, start: int, count: int
     return [tuple(row[1:]) for row in rows if row[1] is not None], rows[0].total
 
 
+_GROUPS_COLUMNS: dict = {}
+
+
 def groups_column():
-    """A user's groups as one JSON array of [id, displayName] pairs, computed inside the user query."""
-    postgres = db.session.get_bind().dialect.name == "postgresql"
-    pair = (func.json_build_array if postgres else func.json_array)(Group.id, Group.display_name)
-    aggregate = func.json_agg(pair) if postgres else func.json_group_array(pair)
-    return (select(aggregate).select_from(Link).join(Group, Group.id == Link.group_id)
-            .where(Link.user_id == User.id).scalar_subquery())
+    """A user's groups as one JSON array of [id, displayName] pairs, computed inside the user query.
+    Built once per database dialect: it is the same expression for every request."""
+    dialect = db.session.get_bind().dialect.name
+    if dialect not in _GROUPS_COLUMNS:
+        postgres = dialect == "postgresql"
+        pair = (func.json_build_array if postgres else func.json_array)(Group.id, Group.display_name)
+        aggregate = func.json_agg(pair) if postgres else func.json_group_array(pair)
+        _GROUPS_COLUMNS[dialect] = (select(aggregate).select_from(Link).join(Group, Group.id == Link.group_id)
+                                    .where(Link.user_id == User.id).scalar_subquery())
+    return _GROUPS_COLUMNS[dialect]
 
 
 def groups_value(raw) -> list[dict]:
