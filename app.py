@@ -48,7 +48,7 @@ def settings_from_env(instance_path: str) -> dict:
         "SCIM_AUDIT_RETENTION_DAYS": int(env.get("SCIM_AUDIT_RETENTION_DAYS", 90)),
         "SCIM_DB_CONNECT_TIMEOUT": int(env.get("SCIM_DB_CONNECT_TIMEOUT", 5)),
         "SCIM_DB_STATEMENT_TIMEOUT_MS": int(env.get("SCIM_DB_STATEMENT_TIMEOUT_MS", 15000)),
-        "SCIM_DB_PRE_PING": env.get("SCIM_DB_PRE_PING", "").lower() in TRUE_WORDS,
+        "SCIM_DB_PRE_PING": env.get("SCIM_DB_PRE_PING", "1").lower() in TRUE_WORDS,
         "SCIM_DB_POOL_SIZE": int(env.get("SCIM_DB_POOL_SIZE", 5)),
         "SCIM_DB_POOL_TIMEOUT": int(env.get("SCIM_DB_POOL_TIMEOUT", 5)),
         "SCIM_USER_EXTENSIONS": split_words(env.get("SCIM_USER_EXTENSIONS", "")),
@@ -64,8 +64,9 @@ def engine_options(config: dict) -> dict:
         # How long a writer waits for another process's write lock before "database is locked" (503).
         return {"connect_args": {"timeout": config["SCIM_DB_CONNECT_TIMEOUT"]}}
     return {
-        # Off by default: a ping per request costs a round trip. After a database restart the first request
-        # on each stale connection is answered 503 and the whole pool is renewed; on makes that 0 requests.
+        # A connection the database dropped (restart, failover) is found by a ping when it leaves the pool and
+        # replaced, so service resumes by itself. It costs one round trip a request; SCIM_DB_PRE_PING=0 saves
+        # it, at the price of failed requests on stale connections after a database restart.
         "pool_pre_ping": config["SCIM_DB_PRE_PING"],
         "pool_size": config["SCIM_DB_POOL_SIZE"],
         "pool_timeout": config["SCIM_DB_POOL_TIMEOUT"],
