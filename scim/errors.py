@@ -69,9 +69,26 @@ def _from_stale(exc: StaleDataError):
     return error_response(ScimError(412, "the resource was modified by another request; read it again and retry"))
 
 
+# Errors the request itself causes, which a retry would only repeat: PostgreSQL's "program limit exceeded"
+# class (SQLSTATE 54xxx: statement too complex, too many columns...) and SQLite's size limits.
+REQUEST_TOO_LARGE = ("too large", "too many", "too complex")
+
+
+def _caused_by_the_request(exc: Exception) -> bool:
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(getattr(orig, "diag", None), "sqlstate", None) or getattr(orig, "sqlstate", None)
+    if sqlstate:
+        return sqlstate.startswith("54")
+    return any(words in str(orig).lower() for words in REQUEST_TOO_LARGE)
+
+
 def _from_unavailable(exc: Exception):
     # Down, restarting, unreachable past the connect timeout, over the statement timeout, or the pool is
     # exhausted: the client may retry, and the next request gets a fresh connection (pool_pre_ping).
+    if _caused_by_the_request(exc):
+        log.info("request beyond a database limit: %s", exc.orig)
+        return error_response(ScimError(400, "the request is too large or complex for the database",
+                                        "invalidValue"))
     log.error("database unavailable: %s", getattr(exc, "orig", exc))
     return error_response(ScimError(503, "the database is unavailable; retry later", headers={"Retry-After": "5"}))
 

@@ -247,6 +247,9 @@ def _select_sub(value, keep: set, drop: set):
 
 def read_json() -> dict:
     """The request body as a JSON object; anything else is 400 invalidSyntax (RFC 7644 §3.12)."""
+    if request.content_encoding and request.content_encoding.lower() != "identity":
+        # RFC 9110 §8.4.1: a content coding the server does not apply is 415.
+        raise ScimError(415, f"unsupported Content-Encoding {request.content_encoding!r}; send plain JSON")
     raw = request.get_data(cache=True)  # cached: the audit trail stores it (redacted) afterwards
     try:
         body = json.loads(raw)

@@ -77,3 +77,41 @@ def test_readyz_is_503_when_the_database_does_not_answer(make_app):
     response = app.test_client().get("/readyz")
     assert response.status_code == 503 and response.json["status"] == "unavailable"
     assert app.test_client().get("/healthz").status_code == 200
+
+
+class FakeDriverError(Exception):
+    def __init__(self, message, sqlstate=None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize("driver_error, status", [
+    (FakeDriverError("Expression tree is too large (maximum depth 1000)"), 400),   # SQLite's limit
+    (FakeDriverError("statement too complex", sqlstate="54001"), 400),             # PostgreSQL class 54
+    (FakeDriverError("connection refused"), 503),
+    (FakeDriverError("canceling statement due to statement timeout", sqlstate="57014"), 503),
+])
+def test_database_limits_hit_by_the_request_are_400_not_retry_later(app, api, monkeypatch, driver_error, status):
+    from sqlalchemy.exc import OperationalError
+
+    import scim.users
+
+    def fail(*_args):
+        raise OperationalError("SELECT ...", {}, driver_error)
+    monkeypatch.setattr(scim.users, "list_resources", fail)
+    response = api.get("/Users")
+    assert response.status_code == status and response.json["status"] == str(status)
+    assert ("Retry-After" in response.headers) == (status == 503)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "x-unknown"])
+def test_compressed_bodies_are_415(api, encoding):
+    response = api.request("POST", "/Users", data=b"\x1f\x8b\x08\x00", headers={
+        "Content-Type": "application/scim+json", "Content-Encoding": encoding})
+    assert response.status_code == 415 and response.json["status"] == "415"
+    assert count(User) == 0
+
+
+def test_the_app_keeps_logging_after_migrations_ran(app):
+    import logging
+    assert not logging.getLogger("scim.errors").disabled
