@@ -103,7 +103,7 @@ def add_to_transaction(response: Response) -> bool:
     fits its column, so the row cannot make the write fail; if it cannot even be built, the write goes on
     and after_request tries again."""
     try:
-        statement, row = insert(AuditEntry), {**facts(response), "request_body": stored_body()}
+        statement, row = insert(AuditEntry.__table__), {**facts(response), "request_body": stored_body()}
     except Exception:
         log.exception("could not build the audit row")
         return False
@@ -122,7 +122,7 @@ def record(response: Response) -> Response:
         if db.engine.dialect.name == "sqlite":
             db.session.rollback()  # SQLite: a read transaction cannot always turn into a write one
         # Elsewhere a read request's own transaction carries the row (commits of the trail are asynchronous).
-        db.session.execute(insert(AuditEntry), [{**row, "request_body": stored_body()}])
+        db.session.execute(insert(AuditEntry.__table__), [{**row, "request_body": stored_body()}])
         db.session.commit()
         one_in = current_app.config["SCIM_AUDIT_PRUNE_ONE_IN"]
         if one_in and random.randrange(one_in) == 0:  # now and then, so no cron job is needed

@@ -1,6 +1,7 @@
 """Reading and writing resources: the one place that turns clean SCIM dicts into rows and back."""
 
 import json
+from types import SimpleNamespace
 
 from flask import g
 from sqlalchemy import ColumnElement, delete, func, insert, literal, select, true
@@ -62,7 +63,9 @@ def page(model, where: ColumnElement | None, order: list, start: int, count: int
     """One page in a stable order (the sort asked for, then created, id) and the total count of matches,
     in ONE statement: a count subquery, LEFT JOINed to the page, so that even an empty page brings the
     total. The page is picked as ids first (an index-only scan: deep pages skip index entries, not rows),
-    then joined to the rows. `extra` columns (e.g. a user's groups) ride along. Rows are (model, *extra)."""
+    then joined to the rows. `extra` columns (e.g. a user's groups) ride along. Rows are (record, *extra),
+    where a record has the table's columns as attributes: plain rows, no ORM objects to build for a read."""
+    table = model.__table__
     matches = select(model.id)
     total = select(func.count().label("total")).select_from(model)
     if where is not None:
@@ -70,10 +73,16 @@ def page(model, where: ColumnElement | None, order: list, start: int, count: int
     ordering = [*order, model.created, model.id]
     ids = matches.order_by(*ordering).offset(start - 1).limit(count).subquery()
     total = total.subquery()
-    query = (select(total.c.total, model, *extra).select_from(total)
-             .outerjoin(ids, true()).outerjoin(model, model.id == ids.c.id).order_by(*ordering))
+    query = (select(total.c.total, *table.c, *extra).select_from(total)
+             .outerjoin(ids, true()).outerjoin(table, table.c.id == ids.c.id).order_by(*ordering))
     rows = db.session.execute(query).all()
-    return [tuple(row[1:]) for row in rows if row[1] is not None], rows[0].total
+    return [records(table, row, 1) for row in rows if row[1] is not None], rows[0].total
+
+
+def records(table, row, offset: int = 0) -> tuple:
+    """(record, *rest): the table's columns of a row (from `offset` on) as one object, then the rest."""
+    width = len(table.c)
+    return (SimpleNamespace(**dict(zip(table.c.keys(), row[offset:offset + width]))), *row[offset + width:])
 
 
 _GROUPS_COLUMNS: dict = {}
@@ -99,13 +108,15 @@ def groups_value(raw) -> list[dict]:
             for gid, display in sorted(pairs, key=lambda pair: (pair[1] or "", pair[0]))]
 
 
-def user_with_groups(user_id: str) -> tuple[User, list[dict]]:
+def user_with_groups(user_id: str) -> tuple[SimpleNamespace, list[dict]]:
     row = None
     if valid_id(user_id):
-        row = db.session.execute(select(User, groups_column()).where(User.id == user_id)).first()
+        table = User.__table__
+        row = db.session.execute(select(*table.c, groups_column()).where(table.c.id == user_id)).first()
     if row is None:
         raise not_found("User", user_id)
-    return row[0], groups_value(row[1])
+    record, groups = records(User.__table__, row)
+    return record, groups_value(groups)
 
 
 def touch(row) -> None:
