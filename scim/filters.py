@@ -41,7 +41,7 @@ class UnknownAttribute(ScimError):
 
     def __init__(self, name: str):
         super().__init__(400, f"attribute {name} is not filterable", "invalidFilter")
-        self.attribute = name.lower()
+        self.attribute = name
 
 
 @dataclass(frozen=True)

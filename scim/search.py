@@ -21,11 +21,14 @@ def _queries():
         missing: set = set()
         where = filter_to_where(param("filter"), attributes, missing)
         order = sort_order_or_none(attributes)
-        missing_everywhere = missing if missing_everywhere is None else missing_everywhere & missing
+        names = {name.lower(): name for name in missing}  # compared without case, reported as written
+        missing_everywhere = names if missing_everywhere is None else {
+            key: name for key, name in missing_everywhere.items() if key in names}
         if order is not None:
             queries.append((model, where, order, render, extra()))
     if missing_everywhere:
-        raise ScimError(400, f"attribute {sorted(missing_everywhere)[0]} is not filterable", "invalidFilter")
+        raise ScimError(400, f"attribute {sorted(missing_everywhere.values())[0]} is not filterable",
+                        "invalidFilter")
     if not queries:
         raise ScimError(400, f"sortBy {param('sortBy')!r} is not a sortable attribute", "invalidValue")
     return queries

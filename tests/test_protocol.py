@@ -194,3 +194,8 @@ def test_whole_extension_in_attributes_and_excluded_attributes(api, make_user):
     assert only[enterprise] == {"department": "Tour"} and "userName" not in only
     without = api.get(f"/Users/{user['id']}?excludedAttributes={enterprise}").json
     assert enterprise not in without and without["userName"] == "ext@example.com"
+
+
+def test_root_search_names_an_attribute_no_type_has_as_written(api):
+    response = api.post("/.search", json={"schemas": [SEARCH], "filter": 'favouriteColour eq "blue"'})
+    assert response.status_code == 400 and "favouriteColour" in response.json["detail"]
