@@ -4,8 +4,6 @@ scim2-models parses the filter into an AST; this module walks it and emits one S
 filtering, counting and paging happen in the database. An attribute not in the map is a 400 invalidFilter.
 """
 
-import json
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -27,6 +25,7 @@ from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, sele
 
 from models import Group, Link, User, UserEmail
 from scim.errors import ScimError
+from scim.grammar import simple_equality
 from scim.schema import GROUP, USER, Attr, find_attr
 
 Op = CompareOperator
@@ -109,23 +108,6 @@ GROUP_MAP = AttributeMap(
     },
     multi={"members": MultiValued(Link.group_id, {"value": Column(Link.user_id, case_exact=True)})},
 )
-
-
-NAME = r"[A-Za-z][A-Za-z0-9_-]*"
-SIMPLE_EQ = re.compile(rf'^\s*({NAME})(?:\.({NAME}))?\s+[eE][qQ]\s+("(?:[^"\\]|\\.)*")\s*$')
-
-
-def simple_equality(text: str) -> Comparison | None:
-    """`userName eq "x"`, the lookup IdPs send before every assignment, read without the full grammar
-    (the same tree the parser would give, at a fraction of the cost)."""
-    match = SIMPLE_EQ.match(text)
-    if match is None:
-        return None
-    try:
-        value = json.loads(match.group(3))
-    except ValueError:
-        return None
-    return Comparison(AttrPath(match.group(1), match.group(2)), CompareOperator.eq, value)
 
 
 def parse_filter(text: str) -> FilterNode:

@@ -6,8 +6,6 @@ URN-qualified keys (`"name.givenName"`, `"urn:...:enterprise:2.0:User:employeeNu
 """
 
 import copy
-import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +15,7 @@ from scim2_models.path import AttrPath, Comparison, LogicalExpr, Not, PathNode, 
 from scim2_models.path import CompareOperator as Op, LogicalOperator
 
 from scim.errors import ScimError, bad_request
+from scim.grammar import simple_path
 from scim.schema import Attr, coerce_any, extensions, find_attr, normalize_resource
 
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -36,28 +35,6 @@ class Operation:
         """The top-level attribute (or extension URN) the operation touches, lower-cased."""
         node = self.path.attr_path if isinstance(self.path, ValuePath) else self.path
         return (node.uri + ":" + node.attr if node.uri else node.attr).lower()
-
-
-NAME = r"[A-Za-z][A-Za-z0-9_-]*"
-SIMPLE_PATH = re.compile(rf'^({NAME})(?:\.({NAME}))?$')
-SIMPLE_VALUE_PATH = re.compile(rf'^({NAME})\[({NAME})\s+[eE][qQ]\s+("(?:[^"\\]|\\.)*")\](?:\.({NAME}))?$')
-
-
-def simple_path(text: str) -> PathNode | None:
-    """`title`, `name.givenName` and `members[value eq "x"]` (Okta sends one per removed member, a
-    thousand in a request) read without the full grammar: the same tree the parser would give."""
-    match = SIMPLE_PATH.match(text)
-    if match:
-        return AttrPath(match.group(1), match.group(2))
-    match = SIMPLE_VALUE_PATH.match(text)
-    if match is None:
-        return None
-    try:
-        value = json.loads(match.group(3))
-    except ValueError:
-        return None
-    comparison = Comparison(AttrPath(match.group(2)), Op.eq, value)
-    return ValuePath(AttrPath(match.group(1)), comparison, match.group(4))
 
 
 def parse_path(text: str) -> PathNode:

@@ -3,8 +3,9 @@
 import pytest
 from scim2_models import Path, ScimFilter
 
-from scim.filters import parse_filter, simple_equality
-from scim.patch import parse_path, simple_path
+from scim.filters import parse_filter
+from scim.grammar import simple_equality, simple_path
+from scim.patch import parse_path
 
 
 @pytest.mark.parametrize("text", [
