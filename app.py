@@ -38,8 +38,13 @@ def settings_from_env(instance_path: str) -> dict:
         "MAX_CONTENT_LENGTH": int(env.get("SCIM_MAX_BODY_BYTES", 8 * 1024 * 1024)),
         "SCIM_DEFAULT_PAGE_SIZE": int(env.get("SCIM_DEFAULT_PAGE_SIZE", 100)),
         "SCIM_MAX_PAGE_SIZE": int(env.get("SCIM_MAX_PAGE_SIZE", 1000)),
-        "SCIM_BULK_MAX_OPERATIONS": int(env.get("SCIM_BULK_MAX_OPERATIONS", 1000)),
+        "SCIM_BULK_MAX_OPERATIONS": int(env.get("SCIM_BULK_MAX_OPERATIONS", 100)),
         "SCIM_BULK_MAX_PAYLOAD": int(env.get("SCIM_BULK_MAX_PAYLOAD", 1024 * 1024)),
+        "SCIM_BULK_TIME_BUDGET": float(env.get("SCIM_BULK_TIME_BUDGET", 30)),
+        "SCIM_MAX_PATCH_OPERATIONS": int(env.get("SCIM_MAX_PATCH_OPERATIONS", 10000)),
+        "SCIM_MAX_VALUES": int(env.get("SCIM_MAX_VALUES", 1000)),
+        "SCIM_MAX_FILTER_LENGTH": int(env.get("SCIM_MAX_FILTER_LENGTH", 10000)),
+        "SCIM_MAX_ATTRIBUTE_NAMES": int(env.get("SCIM_MAX_ATTRIBUTE_NAMES", 200)),
         "SCIM_MAX_JSON_DEPTH": int(env.get("SCIM_MAX_JSON_DEPTH", 32)),
         "SCIM_TOKEN_PEPPER": env.get("SCIM_TOKEN_PEPPER", ""),
         "SCIM_ACCEPT_BARE_TOKEN": env.get("SCIM_ACCEPT_BARE_TOKEN", "").lower() in TRUE_WORDS,
@@ -79,6 +84,17 @@ def engine_options(config: dict) -> dict:
     }
 
 
+# A bootstrap token short enough to guess is refused at start-up (tokens made by `tokens create` have 43).
+MIN_BOOTSTRAP_TOKEN_LENGTH = 20
+
+
+def check_settings(config) -> None:
+    token = config.get("SCIM_BEARER_TOKEN")
+    if token and len(token) < MIN_BOOTSTRAP_TOKEN_LENGTH:
+        raise RuntimeError(f"SCIM_BEARER_TOKEN must be at least {MIN_BOOTSTRAP_TOKEN_LENGTH} characters long; "
+                           "python -c 'import secrets; print(secrets.token_urlsafe(32))' makes a good one")
+
+
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.update(settings_from_env(app.instance_path))
@@ -87,6 +103,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(
         app.config["SQLALCHEMY_DATABASE_URI"], app.instance_path
     )
+    check_settings(app.config)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config))
     app.json.sort_keys = False
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
@@ -120,6 +137,8 @@ def main() -> None:
         print("  " + os.environ["SCIM_BEARER_TOKEN"])
         print("Send it as the header  Authorization: Bearer <token>", flush=True)
     logging.basicConfig(level=logging.INFO)
+    from scim.audit import RedactQueryStrings
+    logging.getLogger("werkzeug").addFilter(RedactQueryStrings())  # its request lines carry query strings
     app = create_app()
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", 5000))

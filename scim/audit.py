@@ -7,6 +7,7 @@ failure to write it is logged and never changes the answer the client gets.
 import json
 import logging
 import random
+import re
 import sys
 import time
 from datetime import timedelta
@@ -15,38 +16,94 @@ from urllib.parse import parse_qsl, urlencode
 from flask import Response, current_app, g, request
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from models import AuditEntry, db, utcnow
+from scim.serialize import parse_json
 
 log = logging.getLogger(__name__)
-SECRET_KEYS = {"password", "token", "secret", "authorization", "client_secret", "access_token"}
+# A key or query parameter whose name (trimmed, without case, after any URN prefix or dotted parent) contains
+# one of these holds a secret: "password", " Password ", "urn:...:core:2.0:User:password", "newPassword",
+# "access_token", "apikey", "client_secret"...
+SECRET_WORDS = ("password", "passwd", "secret", "token", "authorization", "apikey", "api_key", "api-key",
+                "credential")
 REDACTED = "[redacted]"
 MAX_BODY = 64 * 1024
 OPERATIONS = {"POST": "create", "PUT": "replace", "PATCH": "patch", "DELETE": "delete"}
+SECRETS_KEY = "scim.secrets"  # request.environ: the secret values this request applied (shared with Bulk)
+
+
+def _bare(name: str) -> str:
+    """A key or path as the service resolves it: trimmed, lower-cased, without a value filter, the last part
+    of a URN-qualified or dotted name."""
+    name = name.strip().lower().split("[", 1)[0]
+    return name.replace(":", ".").rsplit(".", 1)[-1].strip()
+
+
+def is_secret_name(name) -> bool:
+    return isinstance(name, str) and any(word in _bare(name) for word in SECRET_WORDS)
 
 
 def redact(value):
-    """The body with every secret replaced, including PATCH's {"path": "password", "value": ...}."""
+    """The body with every secret replaced: keys that name a secret in any spelling the service accepts,
+    and the value of an operation whose path (any key spelled "path", in any case, with spaces) names one:
+    PATCH reads keys without case and takes the last of duplicates, so each is looked at."""
     if isinstance(value, list):
         return [redact(item) for item in value]
     if not isinstance(value, dict):
         return value
-    clean = {k: REDACTED if k.lower() in SECRET_KEYS else redact(v) for k, v in value.items()}
-    path = next((v for k, v in value.items() if k.lower() == "path"), None)
-    if isinstance(path, str) and path.split(":")[-1].lower() in SECRET_KEYS:
-        clean = {k: REDACTED if k.lower() == "value" else v for k, v in clean.items()}
+    clean = {k: REDACTED if is_secret_name(k) else redact(v) for k, v in value.items()}
+    if any(k.strip().lower() == "path" and is_secret_name(v) for k, v in value.items()):
+        clean = {k: REDACTED if k.strip().lower() == "value" else v for k, v in clean.items()}
     return clean
 
 
+def note_secret(value) -> None:
+    """Remember a secret the request applies (the password a create, replace or PATCH sets), whatever form it
+    came in: the stored body is scrubbed of it afterwards, a second wall behind redact()."""
+    if isinstance(value, str) and value:
+        request.environ.setdefault(SECRETS_KEY, []).append(value)
+
+
+def scrub(value, secrets: list[str]):
+    """Every string in a parsed document with the given secret values replaced."""
+    if isinstance(value, list):
+        return [scrub(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {scrub(k, secrets): scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+    return value
+
+
+def not_read(size: int | None) -> str:
+    return f"[not read: {size} bytes]" if size is not None else "[not read: length not given]"
+
+
 def stored_body() -> str | None:
-    raw = request.get_data(cache=True)
+    """The body as the audit trail keeps it: parsed, redacted, scrubbed of applied secrets, cut to 64 KiB.
+    A request whose credential was refused, or whose body is over the size limit, is not read at all: only
+    its size is recorded, so that an oversized or unauthenticated body costs nothing."""
+    size = request.content_length
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if not g.get("authenticated"):
+        return not_read(size) if size or chunked else None
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit and size and size > limit:
+        return not_read(size)
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        return not_read(size)
     if not raw:
         return None
     try:
-        body = json.dumps(redact(json.loads(raw)))
+        body = redact(parse_json(raw))
     except (ValueError, RecursionError):
-        body = "[not JSON: %d bytes]" % len(raw)  # unparsed text may hold anything: never stored
-    return body[:MAX_BODY]
+        return "[not JSON: %d bytes]" % len(raw)  # unparsed text may hold anything: never stored
+    secrets = request.environ.get(SECRETS_KEY)
+    return json.dumps(scrub(body, secrets) if secrets else body)[:MAX_BODY]
 
 
 def resource_of(response: Response) -> tuple[str | None, str | None]:
@@ -64,11 +121,31 @@ def operation_of(resource_id: str | None) -> str:
     return OPERATIONS.get(request.method, request.method.lower())
 
 
+# Query parameters that carry a credential by convention, whatever their name says.
+SECRET_PARAMETERS = {"key", "code", "sig", "signature", "auth"}
+
+
 def redact_query(query: str) -> str:
+    """The query string with every credential-like parameter's value replaced (?access_token=, ?apikey=...)."""
+    def secret(name: str) -> bool:
+        return is_secret_name(name) or name.strip().lower() in SECRET_PARAMETERS
     pairs = parse_qsl(query, keep_blank_values=True)
-    if not any(k.lower() in SECRET_KEYS for k, _ in pairs):
+    if not any(secret(k) for k, _ in pairs):
         return query
-    return urlencode([(k, REDACTED if k.lower() in SECRET_KEYS else v) for k, v in pairs])
+    return urlencode([(k, REDACTED if secret(k) else v) for k, v in pairs])
+
+
+class RedactQueryStrings(logging.Filter):
+    """For a logger that prints request lines (the development server's): credential-like query
+    parameters replaced, as in the audit trail."""
+
+    QUERY = re.compile(r"\?([^\s\"]*)")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.QUERY.sub(lambda m: "?" + redact_query(m.group(1)), arg)
+                                if isinstance(arg, str) else arg for arg in record.args)
+        return True
 
 
 def start_clock() -> None:

@@ -72,7 +72,7 @@ def require_token() -> None:
     kind, secret = credential
     bootstrap = current_app.config.get("SCIM_BEARER_TOKEN")
     if kind == "bearer" and bootstrap and hmac.compare_digest(secret.encode(), bootstrap.encode()):
-        g.auth_name = "SCIM_BEARER_TOKEN"
+        g.auth_name, g.authenticated = "SCIM_BEARER_TOKEN", True
         return
     token = find(secret)
     if token is None or token.kind != kind:
@@ -80,5 +80,5 @@ def require_token() -> None:
     token_state = state(token)
     if token_state != "active":
         raise _refuse(f"refused: {token_state} {token.name}"[:120], f"this token is {token_state}")
-    g.auth_name = token.name
+    g.auth_name, g.authenticated = token.name, True
     mark_used(token)

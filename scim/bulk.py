@@ -8,12 +8,14 @@ earlier POSTs were given; an operation whose reference is not yet known waits un
 
 import json
 import re
+import time
 
 from flask import current_app, request
 from werkzeug.test import Client, EnvironBuilder
 
 from models import db
 from scim import PREFIX, bp
+from scim.audit import SECRETS_KEY
 from scim.errors import ERROR_SCHEMA, ScimError, bad_request
 from scim.serialize import read_json, scim_response
 
@@ -25,9 +27,12 @@ BULK_ID = re.compile(r"bulkId:([A-Za-z0-9._~-]+)")
 
 
 def _check_limits() -> None:
+    """maxPayloadSize against the body itself, chunked ones too: Content-Length first, so an announced
+    oversized body is refused unread, then the bytes actually read."""
     limit = current_app.config["SCIM_BULK_MAX_PAYLOAD"]
-    if (request.content_length or 0) > limit:
-        raise ScimError(413, f"the bulk request is larger than maxPayloadSize ({limit} bytes)")
+    too_large = ScimError(413, f"the bulk request is larger than maxPayloadSize ({limit} bytes)")
+    if (request.content_length or 0) > limit or len(request.get_data(cache=True)) > limit:
+        raise too_large
 
 
 def _operations(body: dict) -> list[dict]:
@@ -74,7 +79,9 @@ def _dispatch(method: str, path: str, data, version: str | None):
         headers["If-Match"] = version
     builder = EnvironBuilder(path=PREFIX + path, method=method, base_url=request.host_url, headers=headers,
                              data=json.dumps(data) if data is not None else None,
-                             environ_base={"REMOTE_ADDR": request.remote_addr})
+                             # the secrets each operation applies scrub this request's stored body too
+                             environ_base={"REMOTE_ADDR": request.remote_addr,
+                                           SECRETS_KEY: request.environ.setdefault(SECRETS_KEY, [])})
     with current_app.app_context():
         response = Client(current_app.wsgi_app).open(builder)
         return response.status_code, response.get_json(silent=True) or {}, response.headers
@@ -123,7 +130,19 @@ def _run(operation: dict, created: dict[str, str]) -> dict:
     return result
 
 
-def run_bulk(operations: list[dict], fail_on_errors: int | None) -> list[dict]:
+def _out_of_time(operation: dict) -> dict:
+    result = {"method": str(operation.get("method", "")).upper(), "status": "503",
+              "response": _error(503, "not run: the bulk request used up its time budget "
+                                      "(SCIM_BULK_TIME_BUDGET); send this operation again")}
+    if isinstance(operation.get("bulkId"), str):
+        result["bulkId"] = operation["bulkId"]
+    return result
+
+
+def run_bulk(operations: list[dict], fail_on_errors: int | None, budget: float) -> list[dict]:
+    """Run the operations; once `budget` seconds have passed, the ones not started are answered 503, so a
+    bulk request always ends well within the worker's timeout, with a row for every operation it ran."""
+    deadline = time.monotonic() + budget
     created: dict[str, str] = {}
     results: dict[int, dict] = {}
     pending = list(range(len(operations)))
@@ -131,6 +150,9 @@ def run_bulk(operations: list[dict], fail_on_errors: int | None) -> list[dict]:
     while pending:
         waiting = []
         for index in pending:
+            if time.monotonic() > deadline:
+                results[index] = _out_of_time(operations[index])
+                continue
             try:
                 results[index] = _run(operations[index], created)
             except KeyError:
@@ -154,5 +176,5 @@ def bulk():
     _check_limits()
     body = read_json()
     db.session.rollback()  # the operations run in transactions of their own; this one holds no lock meanwhile
-    results = run_bulk(_operations(body), _fail_on_errors(body))
+    results = run_bulk(_operations(body), _fail_on_errors(body), current_app.config["SCIM_BULK_TIME_BUDGET"])
     return scim_response({"schemas": [BULK_RESPONSE], "Operations": results})

@@ -16,7 +16,7 @@ from app import create_app
 from models import AuditEntry, Group, Link, Token, User, UserEmail, db
 from tests.pg import throwaway_postgres
 
-TOKEN = "test-token-7d1f0c9e"
+TOKEN = "test-token-7d1f0c9e-4b2a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
 
