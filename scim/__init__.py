@@ -28,14 +28,27 @@ def _before_request():
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype not in JSON_TYPES:
         # RFC 7644 §3.1: SCIM bodies are application/scim+json (application/json is accepted too).
         raise ScimError(415, f"unsupported media type {request.mimetype!r}; send application/scim+json")
+    if request.method in ("POST", "PUT", "PATCH"):
+        # The whole body before any lock: a client that sends it slowly holds its worker, not the database.
+        request.get_data(cache=True)
     if request.method in WRITES and db.engine.dialect.name == "sqlite":
         db.session.rollback()  # end the authentication's read; the request's transaction starts writing
         db.session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
 
 
+def _options(response):
+    """OPTIONS answers like the rest of the API: the methods in `Allow`, no body (Flask's default is an
+    empty text/html 200)."""
+    if request.method == "OPTIONS" and response.status_code == 200:
+        response.status_code = 204
+        response.set_data(b"")
+        del response.headers["Content-Type"]
+    return response
+
+
 def _after_request(response):
     response.headers.update(SECURITY_HEADERS)
-    return record(response) if is_scim_request() else response
+    return record(_options(response)) if is_scim_request() else response
 
 
 def register(app: Flask) -> None:
