@@ -129,6 +129,9 @@ class Link(db.Model):
     user_id: Mapped[str] = mapped_column(
         String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+    # RFC 7643 §2.4: a member's `display` is set by the client when the member is added and never updated;
+    # NULL when none was sent (then the user's own name is shown).
+    display: Mapped[str | None] = mapped_column(Text)
 
 
 SQLITE_BEGIN = "sqlite_begin"  # execution option: "IMMEDIATE" for a transaction that will write

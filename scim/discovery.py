@@ -201,8 +201,8 @@ def service_provider_config() -> dict:
         "schemas": [SPC_SCHEMA],
         "patch": {"supported": True},
         "bulk": {"supported": True,
-                 "maxOperations": config.get("SCIM_BULK_MAX_OPERATIONS", 1000),
-                 "maxPayloadSize": config.get("SCIM_BULK_MAX_PAYLOAD", 1048576)},
+                 "maxOperations": config["SCIM_BULK_MAX_OPERATIONS"],
+                 "maxPayloadSize": config["SCIM_BULK_MAX_PAYLOAD"]},
         # A list never returns more than SCIM_MAX_PAGE_SIZE resources at once (serialize.page_args).
         "filter": {"supported": True, "maxResults": config["SCIM_MAX_PAGE_SIZE"]},
         "changePassword": {"supported": True},

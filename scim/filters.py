@@ -205,7 +205,10 @@ def _datetime(value) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     # Stored in UTC; SQLite compares the text, so the operand must be UTC and naive there too.
-    return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    try:
+        return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    except OverflowError:  # "0001-01-01T00:00:00+05:00" is before the first representable instant in UTC
+        raise invalid_filter(f"{value!r} is outside the range of dates this service can compare") from None
 
 
 def compare(spec: Column, op: Op, value, name: str) -> ColumnElement:

@@ -7,7 +7,8 @@ from scim.listing import list_resources
 from scim.members import MembershipPatch
 from scim.patch import apply_patch, operations
 from scim.schema import GROUP, normalize_resource
-from scim.serialize import etag, no_content, selects_attributes, group_to_scim, read_json, resource_response, use_search_body, wants
+from scim.serialize import (etag, group_to_scim, no_content, patch_limits, read_json, resource_response,
+                            selects_attributes, use_search_body, wants)
 from scim.store import (add_members, commit, get_for_write, get_or_404, member_ids, members_of, remove_members,
                         write_group)
 
@@ -60,12 +61,13 @@ def replace_group(group_id):
 
 @bp.patch("/Groups/<group_id>")
 def patch_group(group_id):
+    limits = patch_limits()
     group = get_for_write(Group, group_id, "Group")
-    ops = operations(read_json(), GROUP)
+    ops = operations(read_json(), GROUP, limits)
     member_ops = [op for op in ops if op.attribute == "members"]
     other_ops = [op for op in ops if op.attribute != "members"]
     if other_ops:
-        write_group(group, apply_patch(group.data, GROUP, other_ops))
+        write_group(group, apply_patch(group.data, GROUP, other_ops, limits.values))
     MembershipPatch(group.id).apply_all(member_ops)
     if member_ops and not other_ops:
         write_group(group, group.data)  # a membership change is a new version of the group

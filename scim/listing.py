@@ -3,14 +3,14 @@
 from collections.abc import Callable
 
 from scim.filters import AttributeMap, filter_to_where, sort_order
-from scim.serialize import list_response, page_args, param
+from scim.serialize import check_filter_length, list_response, page_args, param
 from scim.store import page
 
 
 def list_resources(model, attributes: AttributeMap, render: Callable[[list], list[dict]], extra: tuple = ()):
     """`render` turns page rows, tuples of (model, *extra), into SCIM resources."""
-    where = filter_to_where(param("filter"), attributes)
-    order = sort_order(param("sortBy"), param("sortOrder"), attributes)
+    where = filter_to_where(check_filter_length("filter", param("filter")), attributes)
+    order = sort_order(check_filter_length("sortBy", param("sortBy")), param("sortOrder"), attributes)
     start, count = page_args()
     rows, total = page(model, where, order, start, count, extra)
     return list_response(render(rows), total, start)

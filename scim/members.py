@@ -1,6 +1,6 @@
 """Group PATCH on `members`, as set-based statements (RFC 7644 §3.5.2).
 
-Operations apply in order, but consecutive ones of the same kind are batched: Okta removes 1,000 members with
+Operations apply in order, but consecutive adds and removes are batched: Okta removes 1,000 members with
 1,000 `remove members[value eq "..."]` operations, which become one DELETE ... IN (...).
 """
 
@@ -27,23 +27,29 @@ def ids_in_filter(node) -> list[str] | None:
 
 
 class MembershipPatch:
+    """Applies member operations in order, in a time linear in their number: consecutive adds and removes
+    are collected per user id, the last one for an id deciding (add then remove: not a member), and written
+    as one DELETE and one INSERT per chunk when an operation that needs the current state comes, or at the
+    end. 20,000 alternating adds and removes cost the same statements as one of each."""
+
     def __init__(self, group_id: str):
         self.group_id = group_id
-        self.kind: str | None = None
-        self.ids: list[str] = []
+        self.pending: dict[str, str | None | bool] = {}  # user id -> display to add with, or False: remove
 
-    def _queue(self, kind: str, ids: list[str]) -> None:
-        if kind != self.kind:
-            self.flush()
-            self.kind = kind
-        self.ids.extend(ids)
+    def _queue_add(self, members: dict[str, str | None]) -> None:
+        self.pending.update(members)
+
+    def _queue_remove(self, ids) -> None:
+        self.pending.update(dict.fromkeys(ids, False))
 
     def flush(self) -> None:
-        if self.kind == "add":
-            add_members(self.group_id, list(dict.fromkeys(self.ids)))
-        elif self.kind == "remove":
-            remove_members(self.group_id, list(dict.fromkeys(self.ids)))
-        self.kind, self.ids = None, []
+        removed = [uid for uid, value in self.pending.items() if value is False]
+        added = {uid: value for uid, value in self.pending.items() if value is not False}
+        if removed:
+            remove_members(self.group_id, removed)
+        if added:
+            add_members(self.group_id, added)
+        self.pending = {}
 
     def apply_all(self, ops: list[Operation]) -> None:
         for operation in ops:
@@ -57,16 +63,16 @@ class MembershipPatch:
         elif node.sub_attr:
             raise ScimError(400, f"members.{node.sub_attr} cannot be changed", "mutability")
         elif operation.op == "add":
-            self._queue("add", member_ids(operation.value))
+            self._queue_add(member_ids(operation.value))
         elif operation.op == "replace":
-            self.flush()
+            self.pending = {}  # what came before is replaced whole
             remove_members(self.group_id, None)
-            add_members(self.group_id, member_ids(operation.value))
+            self._queue_add(member_ids(operation.value))
         elif operation.value is not None:
             # Entra ID: {"op":"Remove","path":"members","value":[{"value":"<id>"}]} removes just those.
-            self._queue("remove", member_ids(operation.value))
+            self._queue_remove(member_ids(operation.value))
         else:
-            self.flush()
+            self.pending = {}
             remove_members(self.group_id, None)  # remove with path "members" and no filter: everyone
 
     def _apply_filtered(self, operation: Operation, node: ValuePath) -> None:
@@ -75,7 +81,7 @@ class MembershipPatch:
                                  "with path \"members\"", "invalidPath")
         ids = ids_in_filter(node.val_filter)
         if ids is not None:
-            self._queue("remove", ids)
+            self._queue_remove(ids)
             return
         # RFC 7644 §3.5.2.2: remove with a value filter drops only the matching members.
         self.flush()

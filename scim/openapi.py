@@ -31,7 +31,7 @@ ERRORS = {
     404: "No such resource",
     409: "A resource with this unique attribute already exists (scimType uniqueness)",
     412: "If-Match does not name the current version, or the resource changed meanwhile",
-    413: "The body is larger than allowed, or a bulk request has more than maxOperations operations",
+    413: "The body is larger than allowed, or a Bulk or PATCH request has more operations than allowed",
     415: "The body is not application/scim+json or application/json",
     429: "Too many failed authentication attempts from this address",
     500: "Internal server error",

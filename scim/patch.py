@@ -6,6 +6,7 @@ URN-qualified keys (`"name.givenName"`, `"urn:...:enterprise:2.0:User:employeeNu
 """
 
 import copy
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,9 +38,27 @@ class Operation:
         return (node.uri + ":" + node.attr if node.uri else node.attr).lower()
 
 
-def parse_path(text: str) -> PathNode:
+@dataclass(frozen=True)
+class Limits:
+    """What one PATCH may ask for, checked before any work: operations (after path-less values are split),
+    characters in a path, and values a multi-valued attribute may hold afterwards. Group membership
+    operations are set-based (scim.members); every other operation works on values held in the resource, so
+    those get a tenth of the operations: at most attribute_operations x values steps in all."""
+
+    operations: int = 10000
+    path_length: int = 10000
+    values: int = 1000
+
+    @property
+    def attribute_operations(self) -> int:
+        return max(self.operations // 10, 1)
+
+
+def parse_path(text: str, max_length: int = Limits.path_length) -> PathNode:
     if not isinstance(text, str) or not text.strip():
         raise ScimError(400, "path must be a non-empty string", "invalidPath")
+    if len(text) > max_length:
+        raise ScimError(400, f"path is longer than {max_length} characters", "invalidPath")
     fast = simple_path(text)
     if fast is not None:
         return fast
@@ -52,8 +71,9 @@ def parse_path(text: str) -> PathNode:
     return node
 
 
-def operations(body, resource: Attr) -> list[Operation]:
-    """The operations of a PatchOp body, path-less values split into one operation per attribute."""
+def operations(body, resource: Attr, limits: Limits = Limits()) -> list[Operation]:
+    """The operations of a PatchOp body, path-less values split into one operation per attribute; more than
+    `limits.operations` of them is 413, like a Bulk request over maxOperations (RFC 7644 §3.7.4)."""
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object", "invalidSyntax")
     schemas = body.get("schemas")
@@ -62,6 +82,9 @@ def operations(body, resource: Attr) -> list[Operation]:
     raw_ops = next((v for k, v in body.items() if k.lower() == "operations"), None)
     if not isinstance(raw_ops, list) or not raw_ops:
         raise bad_request("Operations must be a non-empty array", "invalidSyntax")
+    too_many = ScimError(413, f"a PATCH request may carry at most {limits.operations} operations")
+    if len(raw_ops) > limits.operations:
+        raise too_many
     result = []
     for raw in raw_ops:
         if not isinstance(raw, dict):
@@ -71,35 +94,63 @@ def operations(body, resource: Attr) -> list[Operation]:
         if op not in OPS:
             raise bad_request(f"op must be add, remove or replace, got {raw.get('op')!r}", "invalidSyntax")
         if raw.get("path") is not None:
-            result.append(Operation(op, parse_path(raw["path"]), raw.get("value")))
+            result.append(Operation(op, parse_path(raw["path"], limits.path_length), raw.get("value")))
         elif op == "remove":
             raise ScimError(400, "remove needs a path (RFC 7644 §3.5.2.2)", "noTarget")
         elif not isinstance(raw.get("value"), dict):
             raise bad_request("an operation without a path needs an object as value", "invalidSyntax")
         else:
-            result.extend(_split(op, raw["value"], resource))
+            if len(result) + len(raw["value"]) > limits.operations:
+                raise too_many
+            result.extend(_split(op, raw["value"], resource, limits.path_length))
+        if len(result) > limits.operations:
+            raise too_many
+    if sum(1 for operation in result if operation.attribute != "members") > limits.attribute_operations:
+        raise ScimError(413, f"a PATCH request may carry at most {limits.attribute_operations} operations on "
+                             "attributes other than a group's members")
     return result
 
 
-def _split(op: str, value: dict, resource: Attr) -> list[Operation]:
+def _split(op: str, value: dict, resource: Attr, max_length: int) -> list[Operation]:
     split = []
     for key, item in value.items():
         if key.lower() in IGNORED_KEYS:
             continue
         extension = next((e for e in extensions(resource) if e.name.lower() == key.lower()), None)
         if extension is not None and isinstance(item, dict):
-            split.extend(Operation(op, parse_path(f"{extension.name}:{k}"), v, True) for k, v in item.items())
+            split.extend(Operation(op, parse_path(f"{extension.name}:{k}", max_length), v, True)
+                         for k, v in item.items())
         else:
-            split.append(Operation(op, parse_path(key), item, True))
+            split.append(Operation(op, parse_path(key, max_length), item, True))
     return split
 
 
-def apply_patch(resource: dict, schema: Attr, ops: list[Operation]) -> dict:
-    """The resource after every operation, checked again as a whole; the input dict is left untouched."""
+def apply_patch(resource: dict, schema: Attr, ops: list[Operation], max_values: int = Limits.values) -> dict:
+    """The resource after every operation, checked again as a whole; the input dict is left untouched.
+    A multi-valued attribute may hold at most `max_values` values, checked as each operation adds them, so
+    the work stays within operations x max_values."""
     result = copy.deepcopy(resource)
     for operation in ops:
-        _apply(result, schema, operation)
+        _apply(result, schema, operation, max_values)
     return normalize_resource(schema, result)
+
+
+def check_values(attr: Attr, values, max_values: int) -> None:
+    if attr.multi and isinstance(values, list) and len(values) > max_values:
+        raise bad_request(f"{attr.name} may hold at most {max_values} values")
+
+
+def check_resource_values(schema: Attr, resource: dict, max_values: int) -> None:
+    """A create or replace body within the value cap, attribute by attribute (extensions included)."""
+    for key, value in resource.items():
+        attr = find_attr(schema, key)
+        if attr is not None and attr.type == "complex" and not attr.multi and isinstance(value, dict):
+            for sub_key, sub_value in value.items():
+                sub = attr.child(sub_key)
+                if sub is not None:
+                    check_values(sub, sub_value, max_values)
+        elif attr is not None:
+            check_values(attr, value, max_values)
 
 
 def _target(resource: dict, schema: Attr, node: AttrPath, implicit: bool) -> tuple[dict | None, Attr | None]:
@@ -123,18 +174,20 @@ def _target(resource: dict, schema: Attr, node: AttrPath, implicit: bool) -> tup
     return container, attr
 
 
-def _apply(resource: dict, schema: Attr, operation: Operation) -> None:
+def _apply(resource: dict, schema: Attr, operation: Operation, max_values: int) -> None:
     node = operation.path
     attr_node = node.attr_path if isinstance(node, ValuePath) else node
     container, attr = _target(resource, schema, attr_node, operation.implicit)
     if attr is None:
         return
+    check_values(attr, operation.value, max_values)  # before the work: adding them is linear in their count
     if isinstance(node, ValuePath):
         _apply_filtered(container, attr, node, operation)
     elif attr_node.sub_attr:
         _apply_sub(container, attr, attr_node.sub_attr, operation)
     else:
         _apply_whole(container, attr, operation)
+    check_values(attr, container.get(attr.name), max_values)
 
 
 def _apply_whole(container: dict, attr: Attr, operation: Operation) -> None:
@@ -156,7 +209,7 @@ def _apply_whole(container: dict, attr: Attr, operation: Operation) -> None:
     elif attr.multi and operation.op == "add":
         # RFC 7644 §3.5.2.1: add to a multi-valued attribute appends, without duplicating a value.
         current = container.setdefault(attr.name, [])
-        current.extend(item for item in value if item not in current)
+        _append_new(current, value)
         _keep_one_primary(current, value)
     elif attr.type == "complex" and not attr.multi:
         # Sub-attributes not given are left as they were (RFC 7644 §3.5.2.1 and §3.5.2.3).
@@ -165,6 +218,26 @@ def _apply_whole(container: dict, attr: Attr, operation: Operation) -> None:
         container[attr.name] = value
         if attr.multi:
             _keep_one_primary(value, value)
+
+
+def _identity(item):
+    """A hashable stand-in for a value, equal for equal values (dicts of simple values, or anything JSON)."""
+    if isinstance(item, dict):
+        try:
+            return tuple(sorted(item.items()))
+        except TypeError:
+            return json.dumps(item, sort_keys=True)
+    return item if isinstance(item, (str, bool, int, float)) else json.dumps(item, sort_keys=True)
+
+
+def _append_new(current: list, values: list) -> None:
+    """Append the values not there yet, in a time linear in both lists."""
+    seen = {_identity(item) for item in current}
+    for item in values:
+        key = _identity(item)
+        if key not in seen:
+            seen.add(key)
+            current.append(item)
 
 
 def _apply_sub(container: dict, attr: Attr, sub_name: str, operation: Operation) -> None:

@@ -5,7 +5,7 @@ from scim import bp
 from scim.errors import ScimError
 from scim.filters import GROUP_MAP, USER_MAP, filter_to_where, sort_order
 from scim.groups import render_groups
-from scim.serialize import list_response, page_args, param, use_search_body
+from scim.serialize import check_filter_length, list_response, page_args, param, use_search_body
 from scim.store import page
 from scim.users import groups_if_wanted, render_users
 
@@ -17,6 +17,8 @@ def _queries():
     matches nothing of that type (`displayName sw "x" or userName sw "x"` finds groups and users); an
     attribute no type has is a 400."""
     queries, missing_everywhere = [], None
+    check_filter_length("filter", param("filter"))
+    check_filter_length("sortBy", param("sortBy"))
     for model, attributes, render, extra in RESOURCE_TYPES:
         missing: set = set()
         where = filter_to_where(param("filter"), attributes, missing)

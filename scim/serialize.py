@@ -1,11 +1,13 @@
 """Rows <-> SCIM JSON: meta, locations, versions, attribute selection, list responses and paging."""
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from flask import Response, current_app, request
 
 from scim.errors import SCIM_MEDIA_TYPE, ScimError, bad_request
+from scim.patch import Limits
 from scim.schema import ENTERPRISE_SCHEMA, GROUP, GROUP_SCHEMA, USER, USER_SCHEMA, Attr, extensions
 
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -111,6 +113,21 @@ def resource_response(body: dict, status: int = 200) -> Response:
     return scim_response(select_attributes(body), status, headers)
 
 
+def patch_limits():
+    """The caps on one PATCH request, from the settings."""
+    config = current_app.config
+    return Limits(config["SCIM_MAX_PATCH_OPERATIONS"], config["SCIM_MAX_FILTER_LENGTH"], config["SCIM_MAX_VALUES"])
+
+
+def check_filter_length(name: str, text: str | None) -> str | None:
+    """A filter (or sortBy) longer than SCIM_MAX_FILTER_LENGTH is refused before it is parsed."""
+    limit = current_app.config["SCIM_MAX_FILTER_LENGTH"]
+    if text is not None and len(text) > limit:
+        raise ScimError(400, f"{name} is longer than {limit} characters",
+                        "invalidFilter" if name == "filter" else "invalidValue")
+    return text
+
+
 SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 SEARCH_PARAMETERS = {"attributes", "excludedattributes", "filter", "sortby", "sortorder", "startindex", "count"}
 
@@ -174,31 +191,54 @@ def list_response(resources: list[dict], total: int, start: int) -> Response:
     return scim_response(body)
 
 
-def _names(name: str) -> list[tuple[str, ...]]:
-    """`attributes`/`excludedAttributes` as lower-cased paths: "name.givenName" -> ("name", "givenname").
+@dataclass
+class Selection:
+    """`attributes` or `excludedAttributes`, lower-cased, by top-level name: whether the whole attribute is
+    named, and which of its sub-attributes. Looked up per key, so selecting costs the same for any count."""
+
+    whole: set = field(default_factory=set)
+    subs: dict = field(default_factory=dict)  # top-level name -> set of sub-attribute names
+
+    def __bool__(self) -> bool:
+        return bool(self.whole or self.subs)
+
+    def names(self, top: str) -> bool:
+        return top in self.whole or top in self.subs
+
+
+def _names(name: str) -> Selection:
+    """`attributes`/`excludedAttributes` as a Selection: "name.givenName" -> subs["name"] = {"givenname"}.
     Read once per request (a page of 100 resources asks 100 times)."""
     cache = request.environ.setdefault("scim.selected_names", {})
     if name not in cache:
-        cache[name] = _parse_names(param(name) or "")
+        cache[name] = _parse_names(name, param(name) or "")
     return cache[name]
 
 
-def _parse_names(raw: str) -> list[tuple[str, ...]]:
-    paths = []
-    for item in filter(None, (part.strip() for part in raw.split(","))):
+def _parse_names(name: str, raw: str) -> Selection:
+    items = [part.strip() for part in raw.split(",") if part.strip()]
+    limit = current_app.config["SCIM_MAX_ATTRIBUTE_NAMES"]
+    if len(items) > limit:
+        raise bad_request(f"{name} names more than {limit} attributes")
+    urns = extension_urns()
+    selection = Selection()
+    for item in items:
         lowered = item.lower()
         for urn in (USER_SCHEMA, GROUP_SCHEMA):
             if lowered.startswith(urn.lower() + ":"):
                 lowered = lowered[len(urn) + 1:]
-        if lowered in extension_urns():  # a whole extension
-            paths.append((lowered,))
-            continue
-        urn = next((u for u in extension_urns() if lowered.startswith(u + ":")), None)
-        if urn:  # an extension attribute: "urn:...:User:employeeNumber"
-            paths.append((urn, lowered[len(urn) + 1:]))
+        urn = next((u for u in urns if lowered.startswith(u + ":")), None)
+        if lowered in urns:  # a whole extension
+            path = (lowered,)
+        elif urn:  # an extension attribute: "urn:...:User:employeeNumber"
+            path = (urn, lowered[len(urn) + 1:])
         else:
-            paths.append(tuple(lowered.split(".", 1)))
-    return paths
+            path = tuple(lowered.split(".", 1))
+        if len(path) == 1:
+            selection.whole.add(path[0])
+        else:
+            selection.subs.setdefault(path[0], set()).add(path[1])
+    return selection
 
 
 def extension_urns() -> list[str]:
@@ -210,8 +250,8 @@ def wants(attribute: str) -> bool:
     attribute = attribute.lower()
     included, excluded = _names("attributes"), _names("excludedAttributes")
     if included:
-        return any(path[0] == attribute for path in included)
-    return (attribute,) not in excluded
+        return included.names(attribute)
+    return attribute not in excluded.whole
 
 
 def select_attributes(body: dict) -> dict:
@@ -226,12 +266,9 @@ def select_attributes(body: dict) -> dict:
         if lowered in ALWAYS_RETURNED:
             result[key] = value
             continue
-        subs_in = {p[1] for p in included if p[0] == lowered and len(p) == 2}
-        subs_out = {p[1] for p in excluded if p[0] == lowered and len(p) == 2}
-        if included and (lowered,) not in included and not subs_in:
+        if included and not included.names(lowered) or lowered in excluded.whole:
             continue
-        if (lowered,) in excluded:
-            continue
+        subs_in, subs_out = included.subs.get(lowered, set()), excluded.subs.get(lowered, set())
         result[key] = _select_sub(value, subs_in, subs_out) if subs_in or subs_out else value
     return result
 
@@ -245,6 +282,20 @@ def _select_sub(value, keep: set, drop: set):
             if (not keep or k.lower() in keep) and k.lower() not in drop}
 
 
+class NotJsonConstant(ValueError):
+    pass
+
+
+def _refuse_constant(name: str):
+    raise NotJsonConstant(f"{name} is not a JSON value; send null or a number")
+
+
+def parse_json(raw: bytes | str):
+    """Strict JSON (RFC 8259): NaN, Infinity and -Infinity, which Python's parser takes, are refused, since a
+    document holding them is not JSON to any other reader. Raises ValueError (with line and column)."""
+    return json.loads(raw, parse_constant=_refuse_constant)
+
+
 def read_json() -> dict:
     """The request body as a JSON object; anything else is 400 invalidSyntax (RFC 7644 §3.12)."""
     if request.content_encoding and request.content_encoding.lower() != "identity":
@@ -252,7 +303,12 @@ def read_json() -> dict:
         raise ScimError(415, f"unsupported Content-Encoding {request.content_encoding!r}; send plain JSON")
     raw = request.get_data(cache=True)  # cached: the audit trail stores it (redacted) afterwards
     try:
-        body = json.loads(raw)
+        body = parse_json(raw)
+    except json.JSONDecodeError as exc:
+        raise bad_request(f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column "
+                          f"{exc.colno}", "invalidSyntax") from None
+    except NotJsonConstant as exc:
+        raise bad_request(f"the request body is not valid JSON: {exc}", "invalidSyntax") from None
     except (ValueError, RecursionError):
         raise bad_request("the request body is not valid JSON", "invalidSyntax") from None
     if not isinstance(body, dict):

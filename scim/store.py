@@ -4,7 +4,7 @@ import json
 from types import SimpleNamespace
 
 from flask import g
-from sqlalchemy import ColumnElement, delete, func, insert, literal, select, true
+from sqlalchemy import ColumnElement, delete, func, insert, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import generate_password_hash
@@ -201,60 +201,64 @@ def write_group(group: Group, resource: dict) -> Group:
 
 
 def members_of(group_ids: list[str]) -> dict[str, list[dict]]:
-    """The `members` of several groups, in one statement."""
+    """The `members` of several groups, in one statement. A member's display is the one the client sent
+    when adding it, or else the user's displayName or userName."""
     found: dict[str, list[dict]] = {gid: [] for gid in group_ids}
     if not group_ids:
         return found
+    display = func.coalesce(Link.display, User.display_name, User.user_name)
     rows = db.session.execute(
-        select(Link.group_id, Link.user_id, User.user_name, User.display_name)
+        select(Link.group_id, Link.user_id, display)
         .join(User, User.id == Link.user_id)
         .where(Link.group_id.in_(group_ids))
         .order_by(Link.group_id, Link.user_id)
     )
-    for group_id, uid, user_name, display in rows:
-        found[group_id].append(
-            {"value": uid, "$ref": location("Users", uid), "display": display or user_name, "type": "User"}
-        )
+    for group_id, uid, shown in rows:
+        found[group_id].append({"value": uid, "$ref": location("Users", uid), "display": shown, "type": "User"})
     return found
 
 
-def member_ids(members) -> list[str]:
-    """The user ids of a `members` value: a list of {"value": id, ...} (Okta sends no `type`)."""
+def member_ids(members) -> dict[str, str | None]:
+    """The members of a `members` value, a list of {"value": id, "display": ...} (Okta sends no `type`), as
+    user id -> the display the client sent (None when it sent none), in the order given."""
     if members is None:
-        return []
+        return {}
     if isinstance(members, dict):
         members = [members]
     if not isinstance(members, list):
         raise bad_request("members must be an array of {\"value\": \"<user id>\"}")
-    ids = []
+    ids: dict[str, str | None] = {}
     for member in members:
         if not isinstance(member, dict) or not isinstance(member.get("value"), str):
             raise bad_request("each member must be an object with a string value (the user id)")
         if str(member.get("type", "User")).lower() not in ("user", ""):
             raise bad_request("only users can be members of a group")
-        ids.append(member["value"])
-    return list(dict.fromkeys(ids))
+        display = member.get("display")
+        if display is not None and not isinstance(display, str):
+            raise bad_request("a member's display must be a string")
+        if member["value"] not in ids or display is not None:
+            ids[member["value"]] = display
+    return ids
 
 
 def _insert_ignoring_duplicates():
     dialect = db.session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Link)
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Link.__table__)
 
 
-def add_members(group_id: str, ids: list[str]) -> None:
-    """Add users to a group: per chunk of ids, one existence check and one INSERT ... SELECT; members
-    already there are left as they are (ON CONFLICT DO NOTHING), so a retried add changes nothing."""
+def add_members(group_id: str, members: dict[str, str | None]) -> None:
+    """Add users to a group: per chunk, one existence check and one multi-row INSERT; members already there
+    are left as they are, display included (ON CONFLICT DO NOTHING), so a retried add changes nothing."""
+    ids = list(members)
     for part in chunks(ids):
         known = set(db.session.scalars(select(User.id).where(User.id.in_(part))))
         unknown = [uid for uid in part if uid not in known]
         if unknown:
             raise bad_request(f"unknown user id(s) in members: {', '.join(unknown[:10])}")
-        # Selected from users: a user deleted meanwhile is simply not added (the foreign key forbids a
-        # dangling link either way).
-        rows = select(literal(group_id), User.id).where(User.id.in_(part))
-        statement = _insert_ignoring_duplicates().from_select(["group_id", "user_id"], rows)
+        rows = [{"group_id": group_id, "user_id": uid, "display": members[uid]} for uid in part]
+        statement = _insert_ignoring_duplicates().on_conflict_do_nothing(index_elements=["group_id", "user_id"])
         try:
-            db.session.execute(statement.on_conflict_do_nothing(index_elements=["group_id", "user_id"]))
+            db.session.execute(statement, rows)
         except IntegrityError:  # the user was being deleted by another transaction at that very moment
             raise bad_request("a member was deleted while being added; retry") from None
 
