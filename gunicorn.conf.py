@@ -7,9 +7,13 @@ import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-# Sync workers: one request at a time each, simple and robust; the database does the waiting.
+# Sync workers: one request at a time each, simple and robust; the database does the waiting. A client that
+# sends its request slowly holds a sync worker until it is done: behind a proxy that buffers requests (nginx
+# does by default) that cannot happen; exposed directly, use GUNICORN_WORKER_CLASS=gthread (measured with
+# bench/slow_clients.py: two slow clients stall 2 sync workers, not 2 x 4 threads).
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
-worker_class = "sync"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+threads = int(os.environ.get("GUNICORN_THREADS", 4 if worker_class == "gthread" else 1))
 # A request that runs longer is killed and the worker replaced (the statement timeout stops queries first).
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))
 # On SIGTERM or SIGHUP, workers finish the requests they have before they exit.
