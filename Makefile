@@ -1,5 +1,6 @@
 # make run   - create .venv, install the server's requirements, apply migrations, serve http://127.0.0.1:5000/scim/v2
 # make test  - the whole suite, on SQLite and then on a throwaway PostgreSQL that the tests start themselves
+# make lint  - ruff over the whole tree (settings in pyproject.toml)
 # make bench - the load benchmark against its floor (bench/run.py; BENCH_ARGS=--quick for a smoke run)
 # make lock  - regenerate requirements.txt (server) and requirements-dev.txt (tests, lint) from pyproject.toml,
 #              keeping every pin they already hold
@@ -7,7 +8,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-sqlite test-postgresql bench lock clean
+.PHONY: run test test-sqlite test-postgresql lint bench lock clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,9 @@ test-sqlite: $(VENV)/.installed-dev
 
 test-postgresql: $(VENV)/.installed-dev
 	TEST_DATABASE=postgresql $(PY) -m pytest
+
+lint: $(VENV)/.installed-dev
+	$(PY) -m ruff check .
 
 bench: $(VENV)/.installed
 	$(PY) bench/run.py $(BENCH_ARGS)
