@@ -1,15 +1,22 @@
-# make run   - create .venv, install requirements, apply migrations, serve http://127.0.0.1:5000/scim/v2
+# make run   - create .venv, install the server's requirements, apply migrations, serve http://127.0.0.1:5000/scim/v2
 # make test  - the whole suite, on SQLite and then on a throwaway PostgreSQL that the tests start themselves
+# make lint  - ruff over the whole tree (settings in pyproject.toml)
 # make bench - the load benchmark against its floor (bench/run.py; BENCH_ARGS=--quick for a smoke run)
+# make lock  - regenerate requirements.txt (server) and requirements-dev.txt (tests, lint) from pyproject.toml,
+#              keeping every pin they already hold
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-sqlite test-postgresql bench clean
+.PHONY: run test test-sqlite test-postgresql lint bench lock clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 run: $(VENV)/.installed
@@ -18,14 +25,24 @@ run: $(VENV)/.installed
 
 test: test-sqlite test-postgresql
 
-test-sqlite: $(VENV)/.installed
+test-sqlite: $(VENV)/.installed-dev
 	TEST_DATABASE=sqlite $(PY) -m pytest
 
-test-postgresql: $(VENV)/.installed
+test-postgresql: $(VENV)/.installed-dev
 	TEST_DATABASE=postgresql $(PY) -m pytest
+
+lint: $(VENV)/.installed-dev
+	$(PY) -m ruff check .
 
 bench: $(VENV)/.installed
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# requirements-dev.txt is constrained to requirements.txt, so the two always agree on the server's pins.
+lock: $(VENV)/.installed-dev
+	$(VENV)/bin/pip-compile --no-emit-find-links --no-emit-index-url --no-emit-trusted-host \
+		--output-file=requirements.txt --strip-extras pyproject.toml
+	$(VENV)/bin/pip-compile --constraint=requirements.txt --extra=dev --no-emit-find-links --no-emit-index-url \
+		--no-emit-trusted-host --output-file=requirements-dev.txt --strip-extras pyproject.toml
 
 clean:
 	rm -rf $(VENV) instance
