@@ -32,10 +32,6 @@ class Problem:
     detail: str   # for HTTP answers: names the database, not the host it lives on
     message: str  # for the CLI and the log: where, and what to do about it
 
-    @property
-    def transient(self) -> bool:
-        return self.kind == "unreachable"
-
 
 @cache
 def head_revisions() -> tuple[str, ...]:
