@@ -2,10 +2,9 @@
 
 import logging
 
-from flask import Blueprint, jsonify
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from flask import Blueprint, current_app, jsonify
 
+from dbcheck import readiness
 from models import db
 
 health = Blueprint("health", __name__)
@@ -20,14 +19,12 @@ def healthz():
 
 @health.get("/readyz")
 def readyz():
-    """The database answers: send traffic here only while this is 200."""
-    try:
-        db.session.execute(text("SELECT 1"))
-        db.session.rollback()
-    except SQLAlchemyError as exc:
-        db.session.rollback()
-        log.warning("not ready: %s", getattr(exc, "orig", exc))
-        response = jsonify(status="unavailable", detail="the database does not answer")
+    """The database answers, exists and is at the head of the migrations: send traffic here only while 200."""
+    problem = readiness(db.session, current_app.config["SQLALCHEMY_DATABASE_URI"])
+    db.session.rollback()
+    if problem:
+        log.warning("not ready: %s", problem.message)
+        response = jsonify(status="unavailable", detail=problem.detail)
         response.status_code = 503
         return response
     return jsonify(status="ready")

@@ -194,8 +194,8 @@ def record(response: Response) -> Response:
     try:
         row = facts(response)
         log_line(row)
-        if g.pop("audited", False):
-            return response
+        if g.pop("audited", False) or g.get("database_misconfigured"):
+            return response  # carried by the write's transaction, or no database to keep it (errors.py)
         if db.engine.dialect.name == "sqlite":
             db.session.rollback()  # SQLite: a read transaction cannot always turn into a write one
         # Elsewhere a read request's own transaction carries the row (commits of the trail are asynchronous).

@@ -2,12 +2,13 @@
 
 import logging
 
-from flask import Flask, jsonify
-from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
+from flask import Flask, current_app, g, jsonify
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
+from dbcheck import Problem, diagnose
 from models import db
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -82,6 +83,24 @@ def _caused_by_the_request(exc: Exception) -> bool:
     return any(words in str(orig).lower() for words in REQUEST_TOO_LARGE)
 
 
+def _from_database(exc: Exception):
+    # Told apart only now that something failed: the request path pays nothing for it.
+    problem = diagnose(exc, current_app.config["SQLALCHEMY_DATABASE_URI"], db.session)
+    if problem:
+        return _from_misconfigured(problem)
+    if isinstance(exc, ProgrammingError):  # on PostgreSQL, a statement of ours the database refused: a bug
+        return _from_unexpected(exc)
+    return _from_unavailable(exc)
+
+
+def _from_misconfigured(problem: Problem):
+    # The database does not exist or its schema is behind the code: only the operator can fix that, so no
+    # Retry-After (RFC 9110 §10.2.3) for the IdP to keep retrying on, and no audit row (nowhere to keep it).
+    log.error("database configuration error: %s", problem.message)
+    g.database_misconfigured = True
+    return error_response(ScimError(503, problem.detail))
+
+
 def _from_unavailable(exc: Exception):
     # Down, restarting, unreachable past the connect timeout, over the statement timeout, or the pool is
     # exhausted: the client may retry, and the next request gets a fresh connection (pool_pre_ping).
@@ -109,8 +128,9 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ScimError, error_response)
     app.register_error_handler(HTTPException, _from_http)
     app.register_error_handler(IntegrityError, _from_integrity)
-    app.register_error_handler(OperationalError, _from_unavailable)
-    app.register_error_handler(InterfaceError, _from_unavailable)
+    app.register_error_handler(OperationalError, _from_database)
+    app.register_error_handler(InterfaceError, _from_database)
+    app.register_error_handler(ProgrammingError, _from_database)
     app.register_error_handler(PoolTimeout, _from_unavailable)
     app.register_error_handler(DataError, _from_data)
     app.register_error_handler(StaleDataError, _from_stale)
