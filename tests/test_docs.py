@@ -35,7 +35,7 @@ import pytest
 from tests.pg import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAGES = ["docs/walkthrough.md"]
+PAGES = ["README.md", "docs/walkthrough.md"]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.M | re.S)
 SETUP = re.compile(r"^export (BASE|SCIM|TOKEN)=")
 START = re.compile(r"^((?:[A-Z_]+=\S+\s+)*)make run$")
