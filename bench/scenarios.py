@@ -1,6 +1,6 @@
 """The scenarios: Okta's and Entra ID's request shapes, the dataset they draw on, and the measuring plan.
 
-The request bodies follow docs/clients.md (the shared folder): Okta's assignment POST, profile PUT, path-less
+The request bodies follow docs/idp-behaviour.md: Okta's assignment POST, profile PUT, path-less
 deactivation PATCH and group-push PATCH; Entra ID's value-list member removal.
 """
 
@@ -33,7 +33,7 @@ class Dataset:
 
 
 def okta_user_body(user_name: str, given: str, family: str, external_id: str, password: str | None = None):
-    """POST /Users as Okta sends it on assignment (docs/clients.md 1.2)."""
+    """POST /Users as Okta sends it on assignment (docs/idp-behaviour.md, Okta: requests, action by action)."""
     body = {
         "schemas": [USER_SCHEMA],
         "userName": user_name,
@@ -98,7 +98,7 @@ def deactivate_user(data: Dataset):
 
 
 def membership_bodies(form: str, ids: list[str], names: dict) -> tuple[dict, dict]:
-    """(add, remove) PATCH bodies for `ids` in Okta's or Entra ID's form (docs/clients.md 1.2, 1.5)."""
+    """(add, remove) PATCH bodies for `ids` in Okta's or Entra ID's form (docs/idp-behaviour.md)."""
     if form == "okta":
         add = [{"op": "add", "path": "members",
                 "value": [{"value": uid, "display": names.get(uid, uid)} for uid in ids]}]

@@ -113,7 +113,7 @@ def api(client):
 
 
 def user_body(user_name, given="Barbara", family="Jensen", **extra):
-    """A create body shaped like Okta's (clients.md §1.2)."""
+    """A create body shaped like Okta's (docs/idp-behaviour.md#okta-requests-action-by-action)."""
     body = {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
         "userName": user_name,

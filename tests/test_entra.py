@@ -1,6 +1,6 @@
 """Microsoft Entra ID replayed: its provisioning service's requests, with Entra's own bodies and quirks.
 
-Sources are in the shared docs/clients.md §1.5 and the Microsoft pages it cites:
+What Entra ID sends is described in docs/idp-behaviour.md#microsoft-entra-id; the sources are Microsoft's pages:
 - "Tutorial: Develop and plan provisioning for a SCIM endpoint in Microsoft Entra ID"
   (MicrosoftDocs/entra-docs: docs/identity/app-provisioning/use-scim-to-provision-users-and-groups.md):
   the Create User / Get User by query / Update User / Disable User / group request and response examples,

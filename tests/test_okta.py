@@ -1,10 +1,11 @@
 """Okta replayed: its SCIM 2.0 test suites and provisioning traffic, with Okta's own bodies and headers.
 
-Sources are in the shared docs/clients.md:
-- §1.3 the Runscope "SCIM 2.0 SPEC Test", all 12 steps in order, with the suite's variables and headers;
-- §1.4 the SCIM side of the "CRUD Test": assign, profile update, deactivate, reactivate (and password sync);
-- §1.2 group push: create, link, membership deltas, rename, full push, unlink;
-- §1.2 import: /Users and /Groups paged the way Okta walks them.
+What Okta sends is described in docs/idp-behaviour.md:
+- #okta-the-spec-test-suite: the Runscope "SCIM 2.0 SPEC Test", all 12 steps in order, with its headers;
+- #okta-the-crud-test-suite: the SCIM side of the "CRUD Test": assign, profile update, deactivate, reactivate
+  (and password sync);
+- #okta-requests-action-by-action: group push (create, link, membership deltas, rename, full push, unlink)
+  and import (/Users and /Groups paged the way Okta walks them).
 """
 
 import time
@@ -24,7 +25,8 @@ ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 OKTA_AGENT = "Okta SCIM Client 1.0.0"
-# §1.1: what the SPEC suite sends with every request, besides Authorization.
+# What the SPEC suite sends with every request, besides Authorization
+# (docs/idp-behaviour.md#okta-headers-and-general-rules).
 OKTA_HEADERS = {
     "Accept": "application/scim+json",
     "Accept-Charset": "utf-8",
@@ -59,7 +61,10 @@ def patch_op(*operations) -> dict:
 
 
 def okta_user_body(email: str, given="Test", family="User", password="1mz050nq", okta_id="00u1abcd") -> dict:
-    """Okta's create body on assignment (§1.2): everything in its profile mapping, groups [] and a password."""
+    """Okta's create body on assignment: everything in its profile mapping, groups [] and a password.
+
+    docs/idp-behaviour.md#okta-requests-action-by-action
+    """
     return {
         "schemas": [USER_SCHEMA],
         "userName": email,
@@ -127,7 +132,7 @@ def users_named(user_name: str) -> list[User]:
     return list(db.session.scalars(select(User).where(func.lower(User.user_name) == user_name.lower())))
 
 
-# 1. The SCIM 2.0 SPEC Test (§1.3)
+# 1. The SCIM 2.0 SPEC Test (docs/idp-behaviour.md#okta-the-spec-test-suite)
 
 @dataclass
 class SpecRun:
@@ -281,7 +286,8 @@ def test_request_without_a_valid_bearer_token_is_401(client, authorization):
     assert response.headers.get("WWW-Authenticate", "").startswith("Bearer")
 
 
-# 2. The CRUD Test (§1.4): the SCIM traffic behind assign, update, deactivate and reactivate
+# 2. The CRUD Test (docs/idp-behaviour.md#okta-the-crud-test-suite):
+#    the SCIM traffic behind assign, update, deactivate and reactivate
 
 def assign_user(api, email: str) -> str:
     """Okta's "Assign user to the app": a lookup by userName (no match), then the create."""
@@ -386,7 +392,7 @@ def test_profile_put_with_empty_groups_keeps_memberships(api, make_group):
     assert [g["value"] for g in fetched.get("groups", [])] == [group["id"]], fetched
 
 
-# 3. Group push (§1.2)
+# 3. Group push (docs/idp-behaviour.md#okta-requests-action-by-action)
 
 @pytest.fixture
 def people(make_user):
@@ -527,7 +533,8 @@ def test_delete_group_unlinks_members_and_keeps_users(api, people):
         assert not user.get("groups"), user
 
 
-# 4. Import (§1.2): startIndex=1, 1+count, ... while startIndex <= totalResults
+# 4. Import (docs/idp-behaviour.md#okta-requests-action-by-action):
+#    startIndex=1, 1+count, ... while startIndex <= totalResults
 
 def okta_import(api, resource: str, count: int) -> list[dict]:
     pages, start = [], 1
