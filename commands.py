@@ -2,7 +2,7 @@
 
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import click
 from sqlalchemy import func, or_, select
@@ -25,7 +25,7 @@ def parse_moment(text: str, future: bool) -> datetime:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise click.BadParameter(f"{text!r}: use e.g. 30d, 12h, 15m or 2027-01-31") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def when(moment: datetime | None) -> str:
@@ -75,7 +75,7 @@ def tokens_revoke(name):
 def table(headers: tuple, rows: list[tuple]) -> None:
     widths = [max([len(str(h))] + [len(str(r[i])) for r in rows]) for i, h in enumerate(headers)]
     for line in [headers] + rows:
-        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
 
 
 def audit_query(since, failed, user):
@@ -126,7 +126,7 @@ def audit_cli(ctx, since, failed, user, limit, follow, polls):
         db.session.rollback()  # see rows committed since the last poll
         new = db.session.scalars(query.where(AuditEntry.id > last_id)).all()
         for row in audit_rows(new):
-            click.echo("  ".join(str(cell).ljust(len(header)) for cell, header in zip(row, AUDIT_HEADERS)))
+            click.echo("  ".join(str(cell).ljust(len(header)) for cell, header in zip(row, AUDIT_HEADERS, strict=True)))
         last_id = new[-1].id if new else last_id
 
 

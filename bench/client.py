@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-
 # One connection
 
 class Client:

@@ -118,7 +118,7 @@ def group_patches(client: Client, data: Dataset, form: str, key: str, reps: int)
     group_id = data.group_ids[key]
     size = data.group_sizes[key]
     rng = random.Random(f"{form}-{key}")
-    names = dict(zip(data.user_ids, data.user_names))
+    names = dict(zip(data.user_ids, data.user_names, strict=True))
     add_result = Result(f"group_patch_add_{form}_{key.split('-')[1]}", 1)
     remove_result = Result(f"group_patch_remove_{form}_{key.split('-')[1]}", 1)
     for rep in range(reps + 1):

@@ -9,7 +9,7 @@ inside create_app()'s app context. Users are deterministic: user i always has th
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, insert, select, text
 
@@ -23,7 +23,7 @@ GIVEN = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken"
 FAMILY = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton",
           "Ritchie", "Perlman", "Berners-Lee", "Goldwasser", "Lamport", "Wilson", "Wirth", "Johnson",
           "McCarthy", "Lamarr", "Rossum"]
-EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def user_id(i: int) -> str:
@@ -125,7 +125,7 @@ def seed_special_groups(plan: GroupPlan) -> dict[str, str]:
     special = plan.special()
     rows = [group_row(plan.ordinary + k, f"bench-{role}") for k, role in enumerate(special)]
     db.session.execute(insert(Group.__table__), rows)
-    ids = {role: row["id"] for role, row in zip(special, rows)}
+    ids = {role: row["id"] for role, row in zip(special, rows, strict=True)}
     for role, members in special.items():
         insert_batched(Link.__table__, ({"group_id": ids[role], "user_id": user_id(i)} for i in members))
     db.session.commit()

@@ -3,10 +3,10 @@
     .venv/bin/python bench/slow_clients.py [--seconds 10]
 
 For each worker class (sync, then gthread with 4 threads), 2 workers serve a throwaway PostgreSQL (or SQLite
-with --sqlite) on a free loopback port; two slow clients announce a 1,000-byte body and send one byte a second for `--seconds`
-seconds, while a normal client sends GET /scim/v2/Users once every 0.2 s with a 2 s timeout. It prints how
-many of the normal requests were answered while the slow clients held their connections, and the longest
-wait. Traffic goes only to 127.0.0.1; every loop is bounded in time.
+with --sqlite) on a free loopback port; two slow clients announce a 1,000-byte body and send one byte a second
+for `--seconds` seconds, while a normal client sends GET /scim/v2/Users once every 0.2 s with a 2 s timeout.
+It prints how many of the normal requests were answered while the slow clients held their connections, and
+the longest wait. Traffic goes only to 127.0.0.1; every loop is bounded in time.
 """
 
 import argparse

@@ -101,7 +101,7 @@ def stored_body() -> str | None:
     try:
         body = redact(parse_json(raw))
     except (ValueError, RecursionError):
-        return "[not JSON: %d bytes]" % len(raw)  # unparsed text may hold anything: never stored
+        return f"[not JSON: {len(raw)} bytes]"  # unparsed text may hold anything: never stored
     secrets = request.environ.get(SECRETS_KEY)
     return json.dumps(scrub(body, secrets) if secrets else body)[:MAX_BODY]
 

@@ -5,7 +5,7 @@ filtering, counting and paging happen in the database. An attribute not in the m
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from scim2_models import Path, ScimFilter
 from scim2_models.exceptions import SCIMException
@@ -203,10 +203,10 @@ def _datetime(value) -> datetime:
     except ValueError:
         raise invalid_filter(f"{value!r} is not a dateTime") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     # Stored in UTC; SQLite compares the text, so the operand must be UTC and naive there too.
     try:
-        return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        return parsed.astimezone(UTC).replace(tzinfo=None)
     except OverflowError:  # "0001-01-01T00:00:00+05:00" is before the first representable instant in UTC
         raise invalid_filter(f"{value!r} is outside the range of dates this service can compare") from None
 

@@ -7,10 +7,27 @@ from scim.listing import list_resources
 from scim.members import MembershipPatch
 from scim.patch import apply_patch, operations
 from scim.schema import GROUP, normalize_resource
-from scim.serialize import (etag, group_to_scim, no_content, patch_limits, read_json, resource_response,
-                            selects_attributes, use_search_body, wants)
-from scim.store import (add_members, commit, get_for_write, get_or_404, member_ids, members_of, remove_members,
-                        write_group)
+from scim.serialize import (
+    etag,
+    group_to_scim,
+    no_content,
+    patch_limits,
+    read_json,
+    resource_response,
+    selects_attributes,
+    use_search_body,
+    wants,
+)
+from scim.store import (
+    add_members,
+    commit,
+    get_for_write,
+    get_or_404,
+    member_ids,
+    members_of,
+    remove_members,
+    write_group,
+)
 
 
 def render_groups(rows: list[tuple]) -> list[dict]:

@@ -12,8 +12,8 @@ from typing import Any
 
 from scim2_models import Path
 from scim2_models.exceptions import SCIMException
-from scim2_models.path import AttrPath, Comparison, LogicalExpr, Not, PathNode, Present, ValuePath
-from scim2_models.path import CompareOperator as Op, LogicalOperator
+from scim2_models.path import AttrPath, Comparison, LogicalExpr, LogicalOperator, Not, PathNode, Present, ValuePath
+from scim2_models.path import CompareOperator as Op
 
 from scim.errors import ScimError, bad_request
 from scim.grammar import simple_path

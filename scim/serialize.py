@@ -2,7 +2,7 @@
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Response, current_app, request
 
@@ -16,8 +16,8 @@ ALWAYS_RETURNED = {"id", "schemas"}
 
 def timestamp(value: datetime) -> str:
     if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored in UTC.
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def etag(version: int) -> str:

@@ -82,7 +82,8 @@ def page(model, where: ColumnElement | None, order: list, start: int, count: int
 def records(table, row, offset: int = 0) -> tuple:
     """(record, *rest): the table's columns of a row (from `offset` on) as one object, then the rest."""
     width = len(table.c)
-    return (SimpleNamespace(**dict(zip(table.c.keys(), row[offset:offset + width]))), *row[offset + width:])
+    columns = dict(zip(table.c.keys(), row[offset:offset + width], strict=True))
+    return (SimpleNamespace(**columns), *row[offset + width:])
 
 
 _GROUPS_COLUMNS: dict = {}

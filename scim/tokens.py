@@ -8,7 +8,7 @@ database alone cannot even confirm a guessed token.
 import hashlib
 import hmac
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select, update
@@ -30,7 +30,7 @@ def basic_secret(user: str, password: str) -> str:
 def aware(moment: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every one of ours was stored in UTC."""
     if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
+        return moment.replace(tzinfo=UTC)
     return moment
 
 

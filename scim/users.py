@@ -4,13 +4,12 @@ from sqlalchemy import null
 
 from models import User, db
 from scim import bp
+from scim.audit import note_secret
 from scim.filters import USER_MAP
 from scim.listing import list_resources
-from scim.audit import note_secret
 from scim.patch import apply_patch, check_resource_values, operations
 from scim.schema import USER, normalize_resource
-from scim.serialize import (no_content, patch_limits, read_json, resource_response, use_search_body, user_to_scim,
-                            wants)
+from scim.serialize import no_content, patch_limits, read_json, resource_response, use_search_body, user_to_scim, wants
 from scim.store import commit, get_for_write, groups_column, groups_for, groups_value, user_with_groups, write_user
 
 

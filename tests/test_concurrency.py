@@ -103,7 +103,7 @@ def test_user_deleted_while_being_added_to_a_group_leaves_no_dangling_link(insta
     for round_number in range(10):
         user_id = create(port, f"fleeting{round_number}@example.com")
 
-        def act(i):
+        def act(i, user_id=user_id):
             if i == 0:
                 return request(instances[0], "DELETE", f"/scim/v2/Users/{user_id}")[0]
             return request(instances[1], "PATCH", f"/scim/v2/Groups/{group['id']}?excludedAttributes=members", {

@@ -126,7 +126,8 @@ def test_more_values_than_allowed_in_one_attribute_is_400(app, api, make_user):
     response = api.patch(f"/Users/{user['id']}", json=patch_body([{"op": "add", "path": "emails", "value": emails}]))
     assert_refused(response, 400, "invalidValue", before)
     assert "emails may hold at most 10 values" in response.json["detail"]
-    created = api.post("/Users", json=user_body("toomany@example.com", phoneNumbers=[{"value": str(i)} for i in range(11)]))
+    phones = [{"value": str(i)} for i in range(11)]
+    created = api.post("/Users", json=user_body("toomany@example.com", phoneNumbers=phones))
     assert_refused(created, 400, "invalidValue", before)
 
 
@@ -182,11 +183,11 @@ def test_non_standard_json_constants_are_invalid_syntax_everywhere(app, api, mak
     app.config["SCIM_USER_EXTENSIONS"] = ("urn:example:params:scim:schemas:extension:custom:2.0:User",)
     user = make_user("nan@example.com")
     before = counts()
-    custom = '"urn:example:params:scim:schemas:extension:custom:2.0:User": {"x": %s}' % constant
-    create = '{"userName": "nan2@example.com", %s}' % custom
-    patch = '{"Operations": [{"op": "replace", "path": "title", "value": %s}]}' % constant
-    bulk = '{"Operations": [{"method": "POST", "path": "/Users", "bulkId": "b", "data": %s}]}' % create
-    search = '{"count": %s}' % constant
+    custom = '"urn:example:params:scim:schemas:extension:custom:2.0:User": {"x": ' + constant + "}"
+    create = '{"userName": "nan2@example.com", ' + custom + "}"
+    patch = '{"Operations": [{"op": "replace", "path": "title", "value": ' + constant + "}]}"
+    bulk = '{"Operations": [{"method": "POST", "path": "/Users", "bulkId": "b", "data": ' + create + "}]}"
+    search = '{"count": ' + constant + "}"
     for method, path, raw in [("POST", "/Users", create), ("PUT", f"/Users/{user['id']}", create),
                               ("PATCH", f"/Users/{user['id']}", patch), ("POST", "/Bulk", bulk),
                               ("POST", "/Users/.search", search)]:

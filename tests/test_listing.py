@@ -168,7 +168,8 @@ def test_filter_with_paging_counts_all_matches(api, make_user):
 def test_group_filters_on_display_name_and_id(api, make_group):
     ops = make_group("Ops")
     make_group("Sales")
-    assert [g["id"] for g in listing(api, "/Groups?filter=" + quote('displayName eq "OPS"'))["Resources"]] == [ops["id"]]
+    found = listing(api, "/Groups?filter=" + quote('displayName eq "OPS"'))["Resources"]
+    assert [g["id"] for g in found] == [ops["id"]]
     assert listing(api, f'/Groups?filter=id eq "{ops["id"]}"')["totalResults"] == 1
     assert listing(api, "/Groups?filter=" + quote('members pr'))["totalResults"] == 0
 

@@ -197,7 +197,8 @@ def test_okta_password_patch_changes_the_hash_only(api):
     ({"op": "add", "path": "nickName", "value": "Babs"}, "nickName", "Babs"),
     ({"op": "remove", "path": "displayName"}, "displayName", None),
     ({"op": "Replace", "path": "active", "value": "False"}, "active", False),
-    ({"op": "replace", "path": "name.givenName", "value": "Barb"}, "name", {"givenName": "Barb", "familyName": "Jensen"}),
+    ({"op": "replace", "path": "name.givenName", "value": "Barb"}, "name",
+     {"givenName": "Barb", "familyName": "Jensen"}),
     ({"op": "remove", "path": "name.familyName"}, "name", {"givenName": "Barbara"}),
 ])
 def test_patch_simple_attributes_by_path(api, make_user, operation, attribute, expected):
