@@ -11,7 +11,6 @@ import pytest
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, make_url, text
 
-from app import create_app
 from dbcheck import head_revisions
 from models import db
 from tests.conftest import BACKEND
@@ -59,18 +58,12 @@ def missing_database(database_url, tmp_path):
 
 
 @pytest.fixture
-def app_on():
-    made = []
-
+def app_on(make_app):
+    """An app on another database (conftest's make_app, pointed elsewhere), with a short connect timeout."""
     def make(url):
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SCIM_BEARER_TOKEN": BOOTSTRAP, "TESTING": True,
-                          "SCIM_DB_CONNECT_TIMEOUT": 2, "SCIM_AUDIT_PRUNE_ONE_IN": 0})
-        made.append(app)
-        return app
-    yield make
-    for app in made:
-        with app.app_context():
-            db.engine.dispose()
+        return make_app(SQLALCHEMY_DATABASE_URI=url, SCIM_BEARER_TOKEN=BOOTSTRAP, TESTING=True,
+                        SCIM_DB_CONNECT_TIMEOUT=2, SCIM_AUDIT_PRUNE_ONE_IN=0)
+    return make
 
 
 def migrate_to(app, revision):
