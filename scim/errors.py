@@ -1,25 +1,49 @@
-"""One exception type, and the one place that renders RFC 7644 §3.12 error bodies."""
+"""The error vocabulary: one exception type, one constructor per kind of SCIM error, and the one body builder
+(RFC 7644 §3.12). Pure: no Flask here; scim.handlers renders these for every failure."""
 
-import logging
-
-from flask import Flask, current_app, g, jsonify
-from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError, ProgrammingError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.orm.exc import StaleDataError
-from werkzeug.exceptions import HTTPException
-
-from dbcheck import Problem, diagnose
-from models import db
+from enum import StrEnum
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 SCIM_MEDIA_TYPE = "application/scim+json"
-log = logging.getLogger(__name__)
+
+
+class ScimType(StrEnum):
+    """RFC 7644 §3.12, Table 9."""
+
+    INVALID_FILTER = "invalidFilter"
+    TOO_MANY = "tooMany"
+    UNIQUENESS = "uniqueness"
+    MUTABILITY = "mutability"
+    INVALID_SYNTAX = "invalidSyntax"
+    INVALID_PATH = "invalidPath"
+    NO_TARGET = "noTarget"
+    INVALID_VALUE = "invalidValue"
+    INVALID_VERS = "invalidVers"
+    SENSITIVE = "sensitive"
+
+
+# Every status the service answers with, and what it means here (the OpenAPI description uses these).
+STATUSES = {
+    304: "Not modified: If-None-Match names the current version",
+    400: "The request is invalid (scimType says how: invalidSyntax, invalidValue, invalidFilter, ...)",
+    401: "Missing or invalid credentials",
+    403: "Filters are not supported on discovery endpoints",
+    404: "No such resource",
+    409: "A resource with this unique attribute already exists (scimType uniqueness)",
+    412: "If-Match does not name the current version, or the resource changed meanwhile",
+    413: "The body is larger than allowed, or a Bulk or PATCH request has more operations than allowed",
+    415: "The body is not application/scim+json or application/json",
+    429: "Too many failed authentication attempts from this address",
+    500: "Internal server error",
+    501: "Not implemented",
+    503: "The database is unavailable or not set up; the detail says which",
+}
 
 
 class ScimError(Exception):
     """A failure to report to the client: HTTP status, human detail, and the RFC 7644 scimType if one fits."""
 
-    def __init__(self, status: int, detail: str, scim_type: str | None = None, headers: dict | None = None):
+    def __init__(self, status: int, detail: str, scim_type: ScimType | None = None, headers: dict | None = None):
         super().__init__(detail)
         self.status = status
         self.detail = detail
@@ -27,111 +51,79 @@ class ScimError(Exception):
         self.headers = headers or {}
 
 
-def bad_request(detail: str, scim_type: str = "invalidValue") -> ScimError:
-    return ScimError(400, detail, scim_type)
+def error_body(status: int, detail: str, scim_type: str | None = None) -> dict:
+    body = {"schemas": [ERROR_SCHEMA], "status": str(status), "detail": detail}
+    if scim_type:
+        body["scimType"] = str(scim_type)
+    return body
+
+
+# 400, by scimType
+def invalid_value(detail: str) -> ScimError:
+    return ScimError(400, detail, ScimType.INVALID_VALUE)
+
+
+def invalid_syntax(detail: str) -> ScimError:
+    return ScimError(400, detail, ScimType.INVALID_SYNTAX)
+
+
+def invalid_filter(detail: str) -> ScimError:
+    return ScimError(400, detail, ScimType.INVALID_FILTER)
+
+
+def invalid_path(detail: str) -> ScimError:
+    return ScimError(400, detail, ScimType.INVALID_PATH)
+
+
+def no_target(detail: str) -> ScimError:
+    return ScimError(400, detail, ScimType.NO_TARGET)
+
+
+def mutability(detail: str) -> ScimError:
+    return ScimError(400, detail, ScimType.MUTABILITY)
+
+
+# Other statuses
+def unauthorized(detail: str, challenge: dict) -> ScimError:
+    return ScimError(401, detail, headers=challenge)
+
+
+def forbidden(detail: str) -> ScimError:
+    return ScimError(403, detail)
 
 
 def not_found(kind: str, resource_id: str) -> ScimError:
     return ScimError(404, f"{kind} {resource_id} not found")
 
 
-def error_response(error: ScimError):
-    # A request is one transaction: whatever it wrote before failing is undone here.
-    try:
-        db.session.rollback()
-    except Exception:  # a lost connection must not turn the error into a 500
-        log.warning("rollback failed", exc_info=True)
-    body = {"schemas": [ERROR_SCHEMA], "status": str(error.status), "detail": error.detail}
-    if error.scim_type:
-        body["scimType"] = error.scim_type
-    response = jsonify(body)
-    response.status_code = error.status
-    response.mimetype = SCIM_MEDIA_TYPE
-    response.headers.update(error.headers)
-    return response
+def uniqueness(detail: str) -> ScimError:
+    return ScimError(409, detail, ScimType.UNIQUENESS)
 
 
-def _from_http(exc: HTTPException):
-    # werkzeug's own 404/405/413/415...: same status, SCIM body, never an HTML page.
-    headers = {}
-    if exc.code == 405 and getattr(exc, "valid_methods", None):
-        headers["Allow"] = ", ".join(exc.valid_methods)
-    return error_response(ScimError(exc.code or 500, exc.description or exc.name, headers=headers))
+def precondition_failed(detail: str) -> ScimError:
+    return ScimError(412, detail)
 
 
-def _from_integrity(exc: IntegrityError):
-    # A unique index refused the write (two userNames differing only in case, even from two workers at once).
-    log.info("integrity error: %s", exc.orig)
-    return error_response(ScimError(409, "a resource with this unique attribute already exists", "uniqueness"))
+def too_large(detail: str) -> ScimError:
+    return ScimError(413, detail)
 
 
-def _from_stale(exc: StaleDataError):
-    # Another request changed or deleted the resource between our read and our write (the version moved).
-    return error_response(ScimError(412, "the resource was modified by another request; read it again and retry"))
+def unsupported_media_type(detail: str) -> ScimError:
+    return ScimError(415, detail)
 
 
-# Errors the request itself causes, which a retry would only repeat: PostgreSQL's "program limit exceeded"
-# class (SQLSTATE 54xxx: statement too complex, too many columns...) and SQLite's size limits.
-REQUEST_TOO_LARGE = ("too large", "too many", "too complex")
+def too_many_requests(detail: str, retry_after: int) -> ScimError:
+    return ScimError(429, detail, headers={"Retry-After": str(retry_after)})
 
 
-def _caused_by_the_request(exc: Exception) -> bool:
-    orig = getattr(exc, "orig", None)
-    sqlstate = getattr(getattr(orig, "diag", None), "sqlstate", None) or getattr(orig, "sqlstate", None)
-    if sqlstate:
-        return sqlstate.startswith("54")
-    return any(words in str(orig).lower() for words in REQUEST_TOO_LARGE)
+def internal_error() -> ScimError:
+    return ScimError(500, "internal server error")
 
 
-def _from_database(exc: Exception):
-    # Told apart only now that something failed: the request path pays nothing for it.
-    problem = diagnose(exc, current_app.config["SQLALCHEMY_DATABASE_URI"], db.session)
-    if problem:
-        return _from_misconfigured(problem)
-    if isinstance(exc, ProgrammingError):  # on PostgreSQL, a statement of ours the database refused: a bug
-        return _from_unexpected(exc)
-    return _from_unavailable(exc)
+def not_implemented(detail: str) -> ScimError:
+    return ScimError(501, detail)
 
 
-def _from_misconfigured(problem: Problem):
-    # The database does not exist or its schema is behind the code: only the operator can fix that, so no
-    # Retry-After (RFC 9110 §10.2.3) for the IdP to keep retrying on, and no audit row (nowhere to keep it).
-    log.error("database configuration error: %s", problem.message)
-    g.database_misconfigured = True
-    return error_response(ScimError(503, problem.detail))
-
-
-def _from_unavailable(exc: Exception):
-    # Down, restarting, unreachable past the connect timeout, over the statement timeout, or the pool is
-    # exhausted: the client may retry, and the next request gets a fresh connection (pool_pre_ping).
-    if _caused_by_the_request(exc):
-        log.info("request beyond a database limit: %s", exc.orig)
-        return error_response(ScimError(400, "the request is too large or complex for the database",
-                                        "invalidValue"))
-    log.error("database unavailable: %s", getattr(exc, "orig", exc))
-    return error_response(ScimError(503, "the database is unavailable; retry later", headers={"Retry-After": "5"}))
-
-
-def _from_data(exc: DataError):
-    # A value the database refused (a safety net: the schema checks should have caught it first).
-    log.info("data error: %s", exc.orig)
-    return error_response(ScimError(400, "a value was refused by the database (too long or invalid)",
-                                    "invalidValue"))
-
-
-def _from_unexpected(exc: Exception):
-    log.exception("unhandled error")
-    return error_response(ScimError(500, "internal server error"))
-
-
-def register_error_handlers(app: Flask) -> None:
-    app.register_error_handler(ScimError, error_response)
-    app.register_error_handler(HTTPException, _from_http)
-    app.register_error_handler(IntegrityError, _from_integrity)
-    app.register_error_handler(OperationalError, _from_database)
-    app.register_error_handler(InterfaceError, _from_database)
-    app.register_error_handler(ProgrammingError, _from_database)
-    app.register_error_handler(PoolTimeout, _from_unavailable)
-    app.register_error_handler(DataError, _from_data)
-    app.register_error_handler(StaleDataError, _from_stale)
-    app.register_error_handler(Exception, _from_unexpected)
+def unavailable(detail: str, retry_after: int | None = None) -> ScimError:
+    """503: with Retry-After for an outage a retry may outlive, without it for what only the operator fixes."""
+    return ScimError(503, detail, headers={"Retry-After": str(retry_after)} if retry_after else None)

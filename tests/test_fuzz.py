@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from models import Group, Link, User, UserEmail, db
-from scim.errors import _from_unexpected
+from scim.handlers import _from_unexpected
 from scim.schema import ENTERPRISE_SCHEMA
 from tests.conftest import TOKEN, user_body
 from tests.test_openapi import Contract, fetch_document

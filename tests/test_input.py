@@ -114,4 +114,4 @@ def test_compressed_bodies_are_415(api, encoding):
 
 def test_the_app_keeps_logging_after_migrations_ran(app):
     import logging
-    assert not logging.getLogger("scim.errors").disabled
+    assert not logging.getLogger("scim.handlers").disabled
