@@ -5,7 +5,8 @@ from flask import Blueprint, Flask, request
 from models import SQLITE_BEGIN, db
 from scim.audit import record, start_clock
 from scim.auth import require_token
-from scim.errors import ScimError, register_error_handlers
+from scim.errors import unsupported_media_type
+from scim.handlers import register_error_handlers
 
 PREFIX = "/scim/v2"
 JSON_TYPES = {"application/scim+json", "application/json", ""}
@@ -27,7 +28,7 @@ def _before_request():
     require_token()
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype not in JSON_TYPES:
         # RFC 7644 §3.1: SCIM bodies are application/scim+json (application/json is accepted too).
-        raise ScimError(415, f"unsupported media type {request.mimetype!r}; send application/scim+json")
+        raise unsupported_media_type(f"unsupported media type {request.mimetype!r}; send application/scim+json")
     if request.method in ("POST", "PUT", "PATCH"):
         # The whole body before any lock: a client that sends it slowly holds its worker, not the database.
         request.get_data(cache=True)

@@ -18,8 +18,8 @@ from sqlalchemy import delete, insert
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from models import AuditEntry, db, utcnow
-from scim.serialize import parse_json
+from models import AuditEntry, db, durable_commit, utcnow
+from scim.requests import parse_json
 
 log = logging.getLogger(__name__)
 # A key or query parameter whose name (trimmed, without case, after any URN prefix or dotted parent) contains
@@ -186,6 +186,15 @@ def add_to_transaction(response: Response) -> bool:
         return False
     db.session.execute(statement, [row])  # a plain INSERT: no unit-of-work bookkeeping
     return True
+
+
+def commit(response: Response) -> Response:
+    """Commit the request's transaction, with its audit row, once its response is built: nothing after the
+    commit touches the database, so a client is never told "error" about a write that was made."""
+    audited = add_to_transaction(response)
+    durable_commit()
+    g.audited = audited
+    return response
 
 
 def record(response: Response) -> Response:

@@ -15,7 +15,7 @@ from flask import current_app, g, request
 from sqlalchemy import func, select
 
 from models import AuditEntry, db, utcnow
-from scim.errors import ScimError
+from scim.errors import ScimError, too_many_requests, unauthorized
 from scim.tokens import basic_secret, find, mark_used, state
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="scim"'}
@@ -24,7 +24,7 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="scim"'}
 def _refuse(reason: str, detail: str) -> ScimError:
     g.auth_name = reason
     _slow_down_repeated_failures()
-    return ScimError(401, detail, headers=CHALLENGE)
+    return unauthorized(detail, CHALLENGE)
 
 
 def _slow_down_repeated_failures() -> None:
@@ -41,8 +41,7 @@ def _slow_down_repeated_failures() -> None:
     failures = db.session.scalar(select(func.count()).select_from(AuditEntry).where(
         AuditEntry.client_ip == request.remote_addr, AuditEntry.status == 401, AuditEntry.at > since))
     if failures >= limit:
-        raise ScimError(429, "too many failed authentication attempts from this address; retry later",
-                        headers={"Retry-After": str(window)})
+        raise too_many_requests("too many failed authentication attempts from this address; retry later", window)
 
 
 def _credential() -> tuple[str, str] | None:

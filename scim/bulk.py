@@ -16,8 +16,9 @@ from werkzeug.test import Client, EnvironBuilder
 from models import db
 from scim import PREFIX, bp
 from scim.audit import SECRETS_KEY
-from scim.errors import ERROR_SCHEMA, ScimError, bad_request
-from scim.serialize import read_json, scim_response
+from scim.errors import ScimType, error_body, invalid_syntax, invalid_value, too_large
+from scim.requests import read_json
+from scim.responses import scim_response
 
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
@@ -30,36 +31,29 @@ def _check_limits() -> None:
     """maxPayloadSize against the body itself, chunked ones too: Content-Length first, so an announced
     oversized body is refused unread, then the bytes actually read."""
     limit = current_app.config["SCIM_BULK_MAX_PAYLOAD"]
-    too_large = ScimError(413, f"the bulk request is larger than maxPayloadSize ({limit} bytes)")
+    oversized = too_large(f"the bulk request is larger than maxPayloadSize ({limit} bytes)")
     if (request.content_length or 0) > limit or len(request.get_data(cache=True)) > limit:
-        raise too_large
+        raise oversized
 
 
 def _operations(body: dict) -> list[dict]:
     schemas = body.get("schemas")
     if schemas is not None and BULK_REQUEST not in (schemas if isinstance(schemas, list) else [schemas]):
-        raise bad_request(f"schemas must contain {BULK_REQUEST}", "invalidSyntax")
+        raise invalid_syntax(f"schemas must contain {BULK_REQUEST}")
     operations = next((v for k, v in body.items() if k.lower() == "operations"), None)
     if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
-        raise bad_request("Operations must be an array of objects", "invalidSyntax")
+        raise invalid_syntax("Operations must be an array of objects")
     limit = current_app.config["SCIM_BULK_MAX_OPERATIONS"]
     if len(operations) > limit:
-        raise ScimError(413, f"the bulk request has more than maxOperations ({limit}) operations")
+        raise too_large(f"the bulk request has more than maxOperations ({limit}) operations")
     return operations
 
 
 def _fail_on_errors(body: dict) -> int | None:
     value = body.get("failOnErrors")
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise bad_request("failOnErrors must be a positive integer")
+        raise invalid_value("failOnErrors must be a positive integer")
     return value
-
-
-def _error(status: int, detail: str, scim_type: str | None = None) -> dict:
-    body = {"schemas": [ERROR_SCHEMA], "status": str(status), "detail": detail}
-    if scim_type:
-        body["scimType"] = scim_type
-    return body
 
 
 def _resolve(value, created: dict[str, str]):
@@ -113,7 +107,7 @@ def _run(operation: dict, created: dict[str, str]) -> dict:
     try:
         method, path = _check_operation(operation)
     except ValueError as exc:
-        return {**result, "status": "400", "response": _error(400, str(exc), "invalidSyntax")}
+        return {**result, "status": "400", "response": error_body(400, str(exc), ScimType.INVALID_SYNTAX)}
     path, data = _resolve(path, created), _resolve(operation.get("data"), created)
     status, body, headers = _dispatch(method, path, data, operation.get("version"))
     result["status"] = str(status)
@@ -132,7 +126,7 @@ def _run(operation: dict, created: dict[str, str]) -> dict:
 
 def _out_of_time(operation: dict) -> dict:
     result = {"method": str(operation.get("method", "")).upper(), "status": "503",
-              "response": _error(503, "not run: the bulk request used up its time budget "
+              "response": error_body(503, "not run: the bulk request used up its time budget "
                                       "(SCIM_BULK_TIME_BUDGET); send this operation again")}
     if isinstance(operation.get("bulkId"), str):
         result["bulkId"] = operation["bulkId"]
@@ -165,7 +159,7 @@ def run_bulk(operations: list[dict], fail_on_errors: int | None, budget: float) 
             for index in waiting:  # circular or dangling references: nothing more can be resolved
                 results[index] = {"method": str(operations[index].get("method", "")).upper(),
                                   "bulkId": operations[index].get("bulkId"), "status": "409",
-                                  "response": _error(409, "unresolvable bulkId reference", "invalidValue")}
+                                  "response": error_body(409, "unresolvable bulkId reference", ScimType.INVALID_VALUE)}
             break
         pending = waiting
     return [results[i] for i in sorted(results)]

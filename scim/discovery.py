@@ -8,9 +8,11 @@ cannot say (descriptions, uniqueness, reference types, suggested values) is writ
 from flask import current_app, request
 
 from scim import bp
-from scim.errors import ScimError, not_found
+from scim.errors import forbidden, not_found, not_implemented
+from scim.requests import base_url
+from scim.responses import scim_response
 from scim.schema import COMMON, ENTERPRISE_USER, GROUP, USER, Attr, extensions
-from scim.serialize import LIST_SCHEMA, scim_response
+from scim.serialize import LIST_SCHEMA
 
 SPC_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 RESOURCE_TYPE_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
@@ -133,8 +135,7 @@ AUTHENTICATION_SCHEMES = [
 
 
 def url(path: str) -> str:
-    # The same base as serialize.location: it follows X-Forwarded-* when TRUST_PROXY is on.
-    return f"{request.url_root}scim/v2/{path}"
+    return base_url() + path
 
 
 def describe(schema_name: str, path: str) -> str | None:
@@ -203,7 +204,7 @@ def service_provider_config() -> dict:
         "bulk": {"supported": True,
                  "maxOperations": config["SCIM_BULK_MAX_OPERATIONS"],
                  "maxPayloadSize": config["SCIM_BULK_MAX_PAYLOAD"]},
-        # A list never returns more than SCIM_MAX_PAGE_SIZE resources at once (serialize.page_args).
+        # A list never returns more than SCIM_MAX_PAGE_SIZE resources at once (requests.page_args).
         "filter": {"supported": True, "maxResults": config["SCIM_MAX_PAGE_SIZE"]},
         "changePassword": {"supported": True},
         "sort": {"supported": True},
@@ -217,7 +218,7 @@ def discovery_list(resources: list[dict]):
     """RFC 7644 §4: filtering, sorting and paging are ignored here, and a filter SHOULD get 403 so that a
     client cannot believe its conditions were applied."""
     if "filter" in request.args:
-        raise ScimError(403, "filters are not supported on discovery endpoints; omit the filter")
+        raise forbidden("filters are not supported on discovery endpoints; omit the filter")
     body = {"schemas": [LIST_SCHEMA], "totalResults": len(resources), "startIndex": 1,
             "itemsPerPage": len(resources), "Resources": resources}
     return scim_response(body)
@@ -268,5 +269,5 @@ def get_schema(urn: str):
 @bp.route("/Me", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def me():
     # RFC 7644 §3.11: a service provider that does not support /Me SHOULD answer 501 (Not Implemented).
-    raise ScimError(501, "/Me is not supported: tokens here identify a provisioning client (an identity "
+    raise not_implemented("/Me is not supported: tokens here identify a provisioning client (an identity "
                          "provider), not a user; use /Users/{id}")

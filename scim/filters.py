@@ -24,22 +24,18 @@ from scim2_models.path import (
 from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select
 
 from models import Group, Link, User, UserEmail
-from scim.errors import ScimError
+from scim.errors import ScimError, ScimType, invalid_filter, invalid_value
 from scim.grammar import simple_equality
 from scim.schema import GROUP, USER, Attr, find_attr
 
 Op = CompareOperator
 
 
-def invalid_filter(detail: str) -> ScimError:
-    return ScimError(400, detail, "invalidFilter")
-
-
 class UnknownAttribute(ScimError):
     """A filter names an attribute this resource type does not have (or cannot filter on)."""
 
     def __init__(self, name: str):
-        super().__init__(400, f"attribute {name} is not filterable", "invalidFilter")
+        super().__init__(400, f"attribute {name} is not filterable", ScimType.INVALID_FILTER)
         self.attribute = name
 
 
@@ -329,16 +325,16 @@ def sort_order(sort_by: str | None, sort_order: str | None, attributes: Attribut
     """ORDER BY terms for sortBy/sortOrder (RFC 7644 §3.4.2.3): strings by their caseExact rule,
     resources without the attribute last when ascending, first when descending."""
     if sort_order and sort_order.lower() not in ("ascending", "descending"):
-        raise ScimError(400, "sortOrder must be ascending or descending", "invalidValue")
+        raise invalid_value("sortOrder must be ascending or descending")
     if not sort_by:
         return []
     try:
         path = Path(sort_by).ast
     except (SCIMException, ValueError):
-        raise ScimError(400, f"sortBy {sort_by!r} is not an attribute", "invalidValue") from None
+        raise invalid_value(f"sortBy {sort_by!r} is not an attribute") from None
     spec = scalar_for(path, attributes) if isinstance(path, AttrPath) else None
     if spec is None:
-        raise ScimError(400, f"sortBy {sort_by!r} is not a sortable attribute", "invalidValue")
+        raise invalid_value(f"sortBy {sort_by!r} is not a sortable attribute")
     column = func.lower(spec.column) if spec.type == "string" and not spec.case_exact else spec.column
     if sort_order and sort_order.lower() == "descending":
         return [column.desc().nulls_first()]

@@ -2,39 +2,17 @@
 
 from models import Group, db
 from scim import bp
+from scim.audit import commit
 from scim.filters import GROUP_MAP
 from scim.listing import list_resources
 from scim.members import MembershipPatch
 from scim.patch import apply_patch, operations
+from scim.requests import if_match, member_ids, patch_limits, read_json, selects_attributes, use_search_body
+from scim.resources import render_groups
+from scim.responses import no_content, resource_response
 from scim.schema import GROUP, normalize_resource
-from scim.serialize import (
-    etag,
-    group_to_scim,
-    no_content,
-    patch_limits,
-    read_json,
-    resource_response,
-    selects_attributes,
-    use_search_body,
-    wants,
-)
-from scim.store import (
-    add_members,
-    commit,
-    get_for_write,
-    get_or_404,
-    member_ids,
-    members_of,
-    remove_members,
-    write_group,
-)
-
-
-def render_groups(rows: list[tuple]) -> list[dict]:
-    """Page rows (group,) as SCIM groups, with the members of all of them read in one statement."""
-    groups = [row[0] for row in rows]
-    members = members_of([g.id for g in groups]) if wants("members") else {}
-    return [group_to_scim(g, members.get(g.id) or None) for g in groups]
+from scim.serialize import etag
+from scim.store import add_members, get_for_write, get_or_404, remove_members, write_group
 
 
 def group_response(group: Group, status: int = 200):
@@ -68,7 +46,7 @@ def get_group(group_id):
 @bp.put("/Groups/<group_id>")
 def replace_group(group_id):
     # Okta's AIW apps push the full membership this way: the members sent are the members kept.
-    group = get_for_write(Group, group_id, "Group")
+    group = get_for_write(Group, group_id, "Group", if_match())
     body = read_json()
     write_group(group, normalize_resource(GROUP, body))
     remove_members(group.id, None)
@@ -79,7 +57,7 @@ def replace_group(group_id):
 @bp.patch("/Groups/<group_id>")
 def patch_group(group_id):
     limits = patch_limits()
-    group = get_for_write(Group, group_id, "Group")
+    group = get_for_write(Group, group_id, "Group", if_match())
     ops = operations(read_json(), GROUP, limits)
     member_ops = [op for op in ops if op.attribute == "members"]
     other_ops = [op for op in ops if op.attribute != "members"]
@@ -97,5 +75,5 @@ def patch_group(group_id):
 
 @bp.delete("/Groups/<group_id>")
 def delete_group(group_id):
-    db.session.delete(get_for_write(Group, group_id, "Group"))
+    db.session.delete(get_for_write(Group, group_id, "Group", if_match()))
     return commit(no_content())

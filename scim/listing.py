@@ -3,7 +3,8 @@
 from collections.abc import Callable
 
 from scim.filters import AttributeMap, filter_to_where, sort_order
-from scim.serialize import check_filter_length, list_response, page_args, param
+from scim.requests import check_filter_length, page_args, param
+from scim.responses import list_response
 from scim.store import page
 
 

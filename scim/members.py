@@ -6,10 +6,11 @@ Operations apply in order, but consecutive adds and removes are batched: Okta re
 
 from scim2_models.path import CompareOperator, Comparison, LogicalExpr, LogicalOperator, ValuePath
 
-from scim.errors import ScimError
+from scim.errors import invalid_path, mutability
 from scim.filters import GROUP_MAP, build_where, check_text
 from scim.patch import Operation
-from scim.store import add_members, member_ids, remove_members
+from scim.requests import member_ids
+from scim.store import add_members, remove_members
 
 
 def ids_in_filter(node) -> list[str] | None:
@@ -61,7 +62,7 @@ class MembershipPatch:
         if isinstance(node, ValuePath):
             self._apply_filtered(operation, node)
         elif node.sub_attr:
-            raise ScimError(400, f"members.{node.sub_attr} cannot be changed", "mutability")
+            raise mutability(f"members.{node.sub_attr} cannot be changed")
         elif operation.op == "add":
             self._queue_add(member_ids(operation.value))
         elif operation.op == "replace":
@@ -77,8 +78,8 @@ class MembershipPatch:
 
     def _apply_filtered(self, operation: Operation, node: ValuePath) -> None:
         if operation.op != "remove" or node.sub_attr:
-            raise ScimError(400, f"{operation.op} on {node} is not supported; add or replace members "
-                                 "with path \"members\"", "invalidPath")
+            raise invalid_path(f"{operation.op} on {node} is not supported; add or replace members "
+                                 "with path \"members\"")
         ids = ids_in_filter(node.val_filter)
         if ids is not None:
             self._queue_remove(ids)

@@ -11,10 +11,11 @@ from flask import current_app, jsonify, request
 
 from scim import bp
 from scim.discovery import RESOURCE_TYPE_SCHEMA, SCHEMA_SCHEMA, SPC_SCHEMA, describe
-from scim.errors import ERROR_SCHEMA, SCIM_MEDIA_TYPE
+from scim.errors import ERROR_SCHEMA, SCIM_MEDIA_TYPE, STATUSES, ScimType
 from scim.patch import PATCH_SCHEMA
+from scim.requests import SEARCH_SCHEMA
 from scim.schema import ENTERPRISE_USER, GROUP, USER, Attr, extensions
-from scim.serialize import LIST_SCHEMA, SEARCH_SCHEMA
+from scim.serialize import LIST_SCHEMA
 
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
@@ -23,21 +24,7 @@ SCALARS = {"string": "string", "reference": "string", "binary": "string", "boole
 BOOLEAN_WORDS = "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])?$"
 ALWAYS = (401, 429, 500, 503)  # any operation: credentials, the auth-failure limit, the unexpected, the database
 WITH_BODY = (400, 413, 415)
-ERRORS = {
-    304: "Not modified: If-None-Match names the current version",
-    400: "The request is invalid (scimType says how: invalidSyntax, invalidValue, invalidFilter, ...)",
-    401: "Missing or invalid credentials",
-    403: "Filters are not supported on discovery endpoints",
-    404: "No such resource",
-    409: "A resource with this unique attribute already exists (scimType uniqueness)",
-    412: "If-Match does not name the current version, or the resource changed meanwhile",
-    413: "The body is larger than allowed, or a Bulk or PATCH request has more operations than allowed",
-    415: "The body is not application/scim+json or application/json",
-    429: "Too many failed authentication attempts from this address",
-    500: "Internal server error",
-    501: "Not implemented",
-    503: "The database is unavailable; retry later",
-}
+ERRORS = STATUSES  # one table, in scim.errors
 
 
 def ref(name: str) -> dict:
@@ -164,8 +151,7 @@ def messages(max_operations: int) -> dict:
         "Error": strict(["schemas", "status", "detail"], {
             "schemas": urns(ERROR_SCHEMA), "status": {**status, "description": "The HTTP status, as a string"},
             "detail": {"type": "string"},
-            "scimType": {"enum": ["invalidFilter", "tooMany", "uniqueness", "mutability", "invalidSyntax",
-                                  "invalidPath", "noTarget", "invalidValue", "invalidVers", "sensitive"]}}),
+            "scimType": {"enum": [str(kind) for kind in ScimType]}}),
         "UserListResponse": list_of(ref("User")),
         "GroupListResponse": list_of(ref("Group")),
         "ResourceListResponse": list_of({"anyOf": [ref("User"), ref("Group")]}),

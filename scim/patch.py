@@ -15,7 +15,7 @@ from scim2_models.exceptions import SCIMException
 from scim2_models.path import AttrPath, Comparison, LogicalExpr, LogicalOperator, Not, PathNode, Present, ValuePath
 from scim2_models.path import CompareOperator as Op
 
-from scim.errors import ScimError, bad_request
+from scim.errors import invalid_filter, invalid_path, invalid_syntax, invalid_value, mutability, no_target, too_large
 from scim.grammar import simple_path
 from scim.schema import Attr, coerce_any, extensions, find_attr, normalize_resource
 
@@ -56,18 +56,18 @@ class Limits:
 
 def parse_path(text: str, max_length: int = Limits.path_length) -> PathNode:
     if not isinstance(text, str) or not text.strip():
-        raise ScimError(400, "path must be a non-empty string", "invalidPath")
+        raise invalid_path("path must be a non-empty string")
     if len(text) > max_length:
-        raise ScimError(400, f"path is longer than {max_length} characters", "invalidPath")
+        raise invalid_path(f"path is longer than {max_length} characters")
     fast = simple_path(text)
     if fast is not None:
         return fast
     try:
         node = Path(text).ast
     except (SCIMException, ValueError) as exc:
-        raise ScimError(400, f"invalid path {text!r}: {exc}", "invalidPath") from None
+        raise invalid_path(f"invalid path {text!r}: {exc}") from None
     if not isinstance(node, (AttrPath, ValuePath)):  # RFC 7644 §3.5.2: attrPath or valuePath, not a filter
-        raise ScimError(400, f"path {text!r} is a filter, not an attribute", "invalidPath")
+        raise invalid_path(f"path {text!r} is a filter, not an attribute")
     return node
 
 
@@ -75,30 +75,30 @@ def operations(body, resource: Attr, limits: Limits = Limits()) -> list[Operatio
     """The operations of a PatchOp body, path-less values split into one operation per attribute; more than
     `limits.operations` of them is 413, like a Bulk request over maxOperations (RFC 7644 §3.7.4)."""
     if not isinstance(body, dict):
-        raise bad_request("the request body must be a JSON object", "invalidSyntax")
+        raise invalid_syntax("the request body must be a JSON object")
     schemas = body.get("schemas")
     if schemas is not None and PATCH_SCHEMA not in (schemas if isinstance(schemas, list) else [schemas]):
-        raise bad_request(f"schemas must contain {PATCH_SCHEMA}", "invalidSyntax")
+        raise invalid_syntax(f"schemas must contain {PATCH_SCHEMA}")
     raw_ops = next((v for k, v in body.items() if k.lower() == "operations"), None)
     if not isinstance(raw_ops, list) or not raw_ops:
-        raise bad_request("Operations must be a non-empty array", "invalidSyntax")
-    too_many = ScimError(413, f"a PATCH request may carry at most {limits.operations} operations")
+        raise invalid_syntax("Operations must be a non-empty array")
+    too_many = too_large(f"a PATCH request may carry at most {limits.operations} operations")
     if len(raw_ops) > limits.operations:
         raise too_many
     result = []
     for raw in raw_ops:
         if not isinstance(raw, dict):
-            raise bad_request("each operation must be an object", "invalidSyntax")
+            raise invalid_syntax("each operation must be an object")
         raw = {k.lower(): v for k, v in raw.items()}
         op = str(raw.get("op", "")).lower()
         if op not in OPS:
-            raise bad_request(f"op must be add, remove or replace, got {raw.get('op')!r}", "invalidSyntax")
+            raise invalid_syntax(f"op must be add, remove or replace, got {raw.get('op')!r}")
         if raw.get("path") is not None:
             result.append(Operation(op, parse_path(raw["path"], limits.path_length), raw.get("value")))
         elif op == "remove":
-            raise ScimError(400, "remove needs a path (RFC 7644 §3.5.2.2)", "noTarget")
+            raise no_target("remove needs a path (RFC 7644 §3.5.2.2)")
         elif not isinstance(raw.get("value"), dict):
-            raise bad_request("an operation without a path needs an object as value", "invalidSyntax")
+            raise invalid_syntax("an operation without a path needs an object as value")
         else:
             if len(result) + len(raw["value"]) > limits.operations:
                 raise too_many
@@ -106,7 +106,7 @@ def operations(body, resource: Attr, limits: Limits = Limits()) -> list[Operatio
         if len(result) > limits.operations:
             raise too_many
     if sum(1 for operation in result if operation.attribute != "members") > limits.attribute_operations:
-        raise ScimError(413, f"a PATCH request may carry at most {limits.attribute_operations} operations on "
+        raise too_large(f"a PATCH request may carry at most {limits.attribute_operations} operations on "
                              "attributes other than a group's members")
     return result
 
@@ -137,7 +137,7 @@ def apply_patch(resource: dict, schema: Attr, ops: list[Operation], max_values: 
 
 def check_values(attr: Attr, values, max_values: int) -> None:
     if attr.multi and isinstance(values, list) and len(values) > max_values:
-        raise bad_request(f"{attr.name} may hold at most {max_values} values")
+        raise invalid_value(f"{attr.name} may hold at most {max_values} values")
 
 
 def check_resource_values(schema: Attr, resource: dict, max_values: int) -> None:
@@ -162,15 +162,15 @@ def _target(resource: dict, schema: Attr, node: AttrPath, implicit: bool) -> tup
             whole = find_attr(schema, f"{node.uri}:{node.attr}")  # the path names a whole extension
             if whole is not None:
                 return resource, whole
-            raise ScimError(400, f"unknown schema in path {node}", "invalidPath")
+            raise invalid_path(f"unknown schema in path {node}")
         container = resource.setdefault(parent.name, {})
     attr = parent.child(node.attr)
     if attr is None or attr.mutability == "readOnly":
         if implicit:
             return None, None
         if attr is None:
-            raise ScimError(400, f"unknown attribute in path {node}", "invalidPath")
-        raise ScimError(400, f"{attr.name} is read-only", "mutability")
+            raise invalid_path(f"unknown attribute in path {node}")
+        raise mutability(f"{attr.name} is read-only")
     return container, attr
 
 
@@ -243,7 +243,7 @@ def _append_new(current: list, values: list) -> None:
 def _apply_sub(container: dict, attr: Attr, sub_name: str, operation: Operation) -> None:
     sub = attr.child(sub_name)
     if sub is None or attr.type != "complex":
-        raise ScimError(400, f"unknown attribute in path {attr.name}.{sub_name}", "invalidPath")
+        raise invalid_path(f"unknown attribute in path {attr.name}.{sub_name}")
     if attr.multi:  # emails.value without a filter: every value of the attribute
         for item in container.get(attr.name, []):
             _set_or_drop(item, sub, operation)
@@ -261,10 +261,10 @@ def _set_or_drop(item: dict, sub: Attr, operation: Operation) -> None:
 
 def _apply_filtered(container: dict, attr: Attr, node: ValuePath, operation: Operation) -> None:
     if not attr.multi:
-        raise ScimError(400, f"{attr.name} is not multi-valued", "invalidPath")
+        raise invalid_path(f"{attr.name} is not multi-valued")
     sub = attr.child(node.sub_attr) if node.sub_attr else None
     if node.sub_attr and sub is None:
-        raise ScimError(400, f"unknown attribute in path {node}", "invalidPath")
+        raise invalid_path(f"unknown attribute in path {node}")
     items = container.setdefault(attr.name, [])
     matched = [item for item in items if matches(item, node.val_filter)]
     if operation.op == "remove":
@@ -277,7 +277,7 @@ def _apply_filtered(container: dict, attr: Attr, node: ValuePath, operation: Ope
     if not matched:
         created = _item_from_filter(node.val_filter)
         if created is None or sub is None:
-            raise ScimError(400, f"no value of {attr.name} matches {node.val_filter}", "noTarget")
+            raise no_target(f"no value of {attr.name} matches {node.val_filter}")
         # Entra ID: replace on emails[type eq "work"].value creates the work email when there is none.
         items.append(created)
         matched = [created]
@@ -287,7 +287,7 @@ def _apply_filtered(container: dict, attr: Attr, node: ValuePath, operation: Ope
         elif isinstance(operation.value, dict):
             item.update(coerce_any(attr, [operation.value], attr.name)[0])
         else:
-            raise bad_request(f"the value for {node} must be an object")
+            raise invalid_value(f"the value for {node} must be an object")
     _keep_one_primary(items, matched)
 
 
@@ -325,7 +325,7 @@ def matches(item: dict, node) -> bool:
     if isinstance(node, Present):
         return _lookup(item, node.attr_path.attr) not in (None, "", [], {})
     if not isinstance(node, Comparison):
-        raise ScimError(400, f"unsupported value filter {node}", "invalidFilter")
+        raise invalid_filter(f"unsupported value filter {node}")
     actual, expected = _lookup(item, node.attr_path.attr), node.value
     if isinstance(actual, str) and isinstance(expected, str):
         actual, expected = actual.lower(), expected.lower()

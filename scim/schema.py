@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
-from scim.errors import bad_request
+from scim.errors import invalid_syntax, invalid_value
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -110,16 +110,16 @@ def coerce(attr: Attr, value, where: str):
         # Entra ID sends booleans as "True"/"False" strings unless the aadOptscim062020 flag is set.
         if isinstance(value, str) and value.lower() in TRUE_FALSE:
             return TRUE_FALSE[value.lower()]
-        raise bad_request(f"{where} must be a boolean")
+        raise invalid_value(f"{where} must be a boolean")
     if attr.type == "complex":
         if isinstance(value, str) and not attr.multi and attr.child("value"):
             # Entra ID sends the enterprise manager as the bare id: "manager": "<user id>".
             value = {"value": value}
         if not isinstance(value, dict):
-            raise bad_request(f"{where} must be an object")
+            raise invalid_value(f"{where} must be an object")
         return normalize(attr, value, where)
     if not isinstance(value, str):
-        raise bad_request(f"{where} must be a string")
+        raise invalid_value(f"{where} must be a string")
     return value
 
 
@@ -130,7 +130,7 @@ def coerce_any(attr: Attr, value, where: str):
     if not attr.multi:
         return coerce(attr, value, where)
     if not isinstance(value, list):
-        raise bad_request(f"{where} must be an array")
+        raise invalid_value(f"{where} must be an array")
     items = [coerce(attr, item, f"{where}[{i}]") for i, item in enumerate(value)]
     return [item for item in items if not is_unassigned(item)] or None
 
@@ -154,7 +154,7 @@ def normalize(parent: Attr, body: dict, where: str = "") -> dict:
 def normalize_resource(resource: Attr, body: dict) -> dict:
     """A request body as the clean resource dict stored in `data` (core attributes and known extensions)."""
     if not isinstance(body, dict):
-        raise bad_request("the request body must be a JSON object", "invalidSyntax")
+        raise invalid_syntax("the request body must be a JSON object")
     clean = normalize(resource, body)
     for extension in extensions(resource):
         for key, value in body.items():
@@ -164,7 +164,7 @@ def normalize_resource(resource: Attr, body: dict) -> dict:
                     clean[extension.name] = part
     for attr in resource.sub:
         if attr.required and not clean.get(attr.name, "").strip():
-            raise bad_request(f"{attr.name} is required", "invalidValue")
+            raise invalid_value(f"{attr.name} is required")
     return clean
 
 

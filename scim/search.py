@@ -2,12 +2,12 @@
 
 from models import Group, User
 from scim import bp
-from scim.errors import ScimError
+from scim.errors import ScimError, invalid_filter, invalid_value
 from scim.filters import GROUP_MAP, USER_MAP, filter_to_where, sort_order
-from scim.groups import render_groups
-from scim.serialize import check_filter_length, list_response, page_args, param, use_search_body
+from scim.requests import check_filter_length, page_args, param, use_search_body
+from scim.resources import groups_if_wanted, render_groups, render_users
+from scim.responses import list_response
 from scim.store import page
-from scim.users import groups_if_wanted, render_users
 
 RESOURCE_TYPES = ((User, USER_MAP, render_users, groups_if_wanted), (Group, GROUP_MAP, render_groups, tuple))
 
@@ -29,10 +29,9 @@ def _queries():
         if order is not None:
             queries.append((model, where, order, render, extra()))
     if missing_everywhere:
-        raise ScimError(400, f"attribute {sorted(missing_everywhere.values())[0]} is not filterable",
-                        "invalidFilter")
+        raise invalid_filter(f"attribute {sorted(missing_everywhere.values())[0]} is not filterable")
     if not queries:
-        raise ScimError(400, f"sortBy {param('sortBy')!r} is not a sortable attribute", "invalidValue")
+        raise invalid_value(f"sortBy {param('sortBy')!r} is not a sortable attribute")
     return queries
 
 

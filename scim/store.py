@@ -3,16 +3,13 @@
 import json
 from types import SimpleNamespace
 
-from flask import g
 from sqlalchemy import ColumnElement, delete, func, insert, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import generate_password_hash
 
-from models import Group, Link, User, UserEmail, db, durable_commit, utcnow
-from scim.audit import add_to_transaction
-from scim.errors import ScimError, bad_request, not_found
-from scim.serialize import check_if_match, location
+from models import Group, Link, User, UserEmail, db, utcnow
+from scim.errors import invalid_value, not_found, precondition_failed, uniqueness
 
 CHUNK = 5000  # ids per IN (...) list: under SQLite's and PostgreSQL's bound-parameter limits
 
@@ -20,15 +17,6 @@ CHUNK = 5000  # ids per IN (...) list: under SQLite's and PostgreSQL's bound-par
 def chunks(items: list, size: int = CHUNK):
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def commit(response):
-    """Commit the request's transaction, with its audit row, once its response is built: nothing after the
-    commit touches the database, so a client is never told "error" about a write that was made."""
-    audited = add_to_transaction(response)
-    durable_commit()
-    g.audited = audited
-    return response
 
 
 def valid_id(resource_id: str) -> bool:
@@ -43,8 +31,9 @@ def get_or_404(model, resource_id: str, kind: str):
     return row
 
 
-def get_for_write(model, resource_id: str, kind: str):
-    """The row, locked until the request commits (PostgreSQL: SELECT ... FOR UPDATE), after If-Match.
+def get_for_write(model, resource_id: str, kind: str, if_match: set[str] | None = None):
+    """The row, locked until the request commits (PostgreSQL: SELECT ... FOR UPDATE), if its version is one
+    of the entity tags `if_match` names (RFC 7644 §3.14: else 412, and nothing changes).
 
     The lock makes concurrent writers to one resource take turns, so each sees the other's change; the
     version column catches what a lock cannot (SQLite) and If-Match compares against the locked row.
@@ -54,7 +43,8 @@ def get_for_write(model, resource_id: str, kind: str):
         row = db.session.scalar(select(model).where(model.id == resource_id).with_for_update())
     if row is None:
         raise not_found(kind, resource_id)
-    check_if_match(row.version)
+    if if_match is not None and "*" not in if_match and f'"{row.version}"' not in if_match:
+        raise precondition_failed(f"If-Match does not match the current version W/\"{row.version}\"")
     return row
 
 
@@ -102,14 +92,14 @@ def groups_column():
     return _GROUPS_COLUMNS[dialect]
 
 
-def groups_value(raw) -> list[dict]:
-    """The `groups` attribute from groups_column's value (PostgreSQL hands back a list, SQLite text)."""
+def group_pairs(raw) -> list[tuple[str, str]]:
+    """(group id, displayName) pairs, by name, from groups_column's value (PostgreSQL hands back a list,
+    SQLite text)."""
     pairs = json.loads(raw) if isinstance(raw, str) else (raw or [])
-    return [{"value": gid, "$ref": location("Groups", gid), "display": display, "type": "direct"}
-            for gid, display in sorted(pairs, key=lambda pair: (pair[1] or "", pair[0]))]
+    return [(gid, display) for gid, display in sorted(pairs, key=lambda pair: (pair[1] or "", pair[0]))]
 
 
-def user_with_groups(user_id: str) -> tuple[SimpleNamespace, list[dict]]:
+def user_with_groups(user_id: str) -> tuple[SimpleNamespace, list[tuple[str, str]]]:
     row = None
     if valid_id(user_id):
         table = User.__table__
@@ -117,7 +107,7 @@ def user_with_groups(user_id: str) -> tuple[SimpleNamespace, list[dict]]:
     if row is None:
         raise not_found("User", user_id)
     record, groups = records(User.__table__, row)
-    return record, groups_value(groups)
+    return record, group_pairs(groups)
 
 
 def touch(row) -> None:
@@ -128,7 +118,7 @@ def fits(values: dict, limit: int = 255) -> None:
     """Attributes kept in indexed columns have a size: longer values are 400, not a database error."""
     for key, value in values.items():
         if isinstance(value, str) and len(value) > limit:
-            raise bad_request(f"{key} is longer than {limit} characters")
+            raise invalid_value(f"{key} is longer than {limit} characters")
 
 
 def flush_unique(what: str) -> None:
@@ -137,7 +127,7 @@ def flush_unique(what: str) -> None:
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
-        raise ScimError(409, f"{what} already exists", "uniqueness") from None
+        raise uniqueness(f"{what} already exists") from None
 
 
 # Users
@@ -180,8 +170,8 @@ def write_user(user: User, resource: dict) -> User:
     return user
 
 
-def groups_for(user_id: str) -> list[dict]:
-    return groups_value(db.session.scalar(select(groups_column()).where(User.id == user_id)))
+def groups_for(user_id: str) -> list[tuple[str, str]]:
+    return group_pairs(db.session.scalar(select(groups_column()).where(User.id == user_id)))
 
 
 # Groups
@@ -201,10 +191,10 @@ def write_group(group: Group, resource: dict) -> Group:
     return group
 
 
-def members_of(group_ids: list[str]) -> dict[str, list[dict]]:
-    """The `members` of several groups, in one statement. A member's display is the one the client sent
-    when adding it, or else the user's displayName or userName."""
-    found: dict[str, list[dict]] = {gid: [] for gid in group_ids}
+def members_of(group_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """The members of several groups as (user id, display) pairs, in one statement. A member's display is the
+    one the client sent when adding it, or else the user's displayName or userName."""
+    found: dict[str, list[tuple[str, str]]] = {gid: [] for gid in group_ids}
     if not group_ids:
         return found
     display = func.coalesce(Link.display, User.display_name, User.user_name)
@@ -215,31 +205,8 @@ def members_of(group_ids: list[str]) -> dict[str, list[dict]]:
         .order_by(Link.group_id, Link.user_id)
     )
     for group_id, uid, shown in rows:
-        found[group_id].append({"value": uid, "$ref": location("Users", uid), "display": shown, "type": "User"})
+        found[group_id].append((uid, shown))
     return found
-
-
-def member_ids(members) -> dict[str, str | None]:
-    """The members of a `members` value, a list of {"value": id, "display": ...} (Okta sends no `type`), as
-    user id -> the display the client sent (None when it sent none), in the order given."""
-    if members is None:
-        return {}
-    if isinstance(members, dict):
-        members = [members]
-    if not isinstance(members, list):
-        raise bad_request("members must be an array of {\"value\": \"<user id>\"}")
-    ids: dict[str, str | None] = {}
-    for member in members:
-        if not isinstance(member, dict) or not isinstance(member.get("value"), str):
-            raise bad_request("each member must be an object with a string value (the user id)")
-        if str(member.get("type", "User")).lower() not in ("user", ""):
-            raise bad_request("only users can be members of a group")
-        display = member.get("display")
-        if display is not None and not isinstance(display, str):
-            raise bad_request("a member's display must be a string")
-        if member["value"] not in ids or display is not None:
-            ids[member["value"]] = display
-    return ids
 
 
 def _insert_ignoring_duplicates():
@@ -255,13 +222,13 @@ def add_members(group_id: str, members: dict[str, str | None]) -> None:
         known = set(db.session.scalars(select(User.id).where(User.id.in_(part))))
         unknown = [uid for uid in part if uid not in known]
         if unknown:
-            raise bad_request(f"unknown user id(s) in members: {', '.join(unknown[:10])}")
+            raise invalid_value(f"unknown user id(s) in members: {', '.join(unknown[:10])}")
         rows = [{"group_id": group_id, "user_id": uid, "display": members[uid]} for uid in part]
         statement = _insert_ignoring_duplicates().on_conflict_do_nothing(index_elements=["group_id", "user_id"])
         try:
             db.session.execute(statement, rows)
         except IntegrityError:  # the user was being deleted by another transaction at that very moment
-            raise bad_request("a member was deleted while being added; retry") from None
+            raise invalid_value("a member was deleted while being added; retry") from None
 
 
 def remove_members(group_id: str, ids: list[str] | None, where: ColumnElement | None = None) -> None:

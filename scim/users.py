@@ -1,33 +1,24 @@
 """/Users views."""
 
-from sqlalchemy import null
-
 from models import User, db
 from scim import bp
-from scim.audit import note_secret
+from scim.audit import commit, note_secret
 from scim.filters import USER_MAP
 from scim.listing import list_resources
 from scim.patch import apply_patch, check_resource_values, operations
+from scim.requests import if_match, patch_limits, read_json, use_search_body
+from scim.resources import groups_if_wanted, render_user, render_users
+from scim.responses import no_content, resource_response
 from scim.schema import USER, normalize_resource
-from scim.serialize import no_content, patch_limits, read_json, resource_response, use_search_body, user_to_scim, wants
-from scim.store import commit, get_for_write, groups_column, groups_for, groups_value, user_with_groups, write_user
+from scim.store import get_for_write, groups_for, user_with_groups, write_user
 
 
-def render_users(rows: list[tuple]) -> list[dict]:
-    """Page rows (user, groups as JSON) as SCIM users."""
-    return [user_to_scim(user, groups_value(groups)) for user, groups in rows]
-
-
-def user_response(user: User, groups: list[dict], status: int = 200):
-    return resource_response(user_to_scim(user, groups), status)
+def user_response(user: User, groups: list[tuple[str, str]], status: int = 200):
+    return resource_response(render_user(user, groups), status)
 
 
 def current_resource(user: User) -> dict:
     return {**user.data, "active": user.active}
-
-
-def groups_if_wanted() -> tuple:
-    return (groups_column(),) if wants("groups") else (null(),)
 
 
 @bp.get("/Users")
@@ -63,7 +54,7 @@ def get_user(user_id):
 @bp.put("/Users/<user_id>")
 def replace_user(user_id):
     # RFC 7644 §3.5.1: a full replace; id, meta and groups in the body are read-only and ignored.
-    user = get_for_write(User, user_id, "User")
+    user = get_for_write(User, user_id, "User", if_match())
     write_user(user, user_resource(read_json()))
     return commit(user_response(user, groups_for(user.id)))
 
@@ -71,7 +62,7 @@ def replace_user(user_id):
 @bp.patch("/Users/<user_id>")
 def patch_user(user_id):
     limits = patch_limits()
-    user = get_for_write(User, user_id, "User")
+    user = get_for_write(User, user_id, "User", if_match())
     patched = apply_patch(current_resource(user), USER, operations(read_json(), USER, limits), limits.values)
     # RFC 7644 §3.5.2.2: a removed attribute is unassigned; an account with no active state is not active.
     patched.setdefault("active", False)
@@ -82,5 +73,5 @@ def patch_user(user_id):
 
 @bp.delete("/Users/<user_id>")
 def delete_user(user_id):
-    db.session.delete(get_for_write(User, user_id, "User"))
+    db.session.delete(get_for_write(User, user_id, "User", if_match()))
     return commit(no_content())

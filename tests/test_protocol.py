@@ -69,15 +69,16 @@ def test_a_write_that_lost_a_race_on_the_version_is_412(api, make_user, monkeypa
     # e.g. on SQLite, gets in between): the UPDATE ... WHERE version = <read> matches nothing.
     from sqlalchemy import update
 
-    from scim import store
+    from scim import users
     user = make_user("race@example.com")
-    real = store.check_if_match
+    real = users.get_for_write
 
-    def version_moves_meanwhile(version):
-        real(version)
+    def version_moves_meanwhile(*args):
+        row = real(*args)
         db.session.execute(update(User).where(User.id == user["id"]).values(version=User.version + 1)
                            .execution_options(synchronize_session=False))
-    monkeypatch.setattr(store, "check_if_match", version_moves_meanwhile)
+        return row
+    monkeypatch.setattr(users, "get_for_write", version_moves_meanwhile)
     response = api.patch(f"/Users/{user['id']}", json=DEACTIVATE)
     assert response.status_code == 412
     assert stored_active(user["id"]) is True
