@@ -340,3 +340,39 @@ def sort_order(sort_by: str | None, sort_order: str | None, attributes: Attribut
         return [column.desc().nulls_first()]
     return [column.asc().nulls_last()]
 
+
+# The same rules in Python, for PATCH value filters on values held in the resource (RFC 7644 §3.5.2:
+# `emails[type eq "work"]`): strings compare by the sub-attribute's caseExact, like compare() above.
+PYTHON_OPERATORS = {
+    Op.eq: lambda actual, expected: actual == expected, Op.ne: lambda actual, expected: actual != expected,
+    Op.co: lambda actual, expected: isinstance(actual, str) and expected in actual,
+    Op.sw: lambda actual, expected: isinstance(actual, str) and actual.startswith(expected),
+    Op.ew: lambda actual, expected: isinstance(actual, str) and actual.endswith(expected),
+    Op.gt: lambda actual, expected: actual > expected, Op.ge: lambda actual, expected: actual >= expected,
+    Op.lt: lambda actual, expected: actual < expected, Op.le: lambda actual, expected: actual <= expected,
+}
+
+
+def _sub_value(item: dict, name: str):
+    return next((v for k, v in item.items() if k.lower() == name.lower()), None)
+
+
+def matches(item: dict, node, attr: Attr) -> bool:
+    """A value filter evaluated on one value of the multi-valued attribute `attr`."""
+    if isinstance(node, LogicalExpr):
+        results = (matches(item, term, attr) for term in node.terms)
+        return all(results) if node.op == LogicalOperator.and_ else any(results)
+    if isinstance(node, Not):
+        return not matches(item, node.expr, attr)
+    if isinstance(node, Present):
+        return _sub_value(item, node.attr_path.attr) not in (None, "", [], {})
+    if not isinstance(node, Comparison):
+        raise invalid_filter(f"unsupported value filter {node}")
+    sub = attr.child(node.attr_path.attr)
+    actual, expected = _sub_value(item, node.attr_path.attr), node.value
+    if isinstance(actual, str) and isinstance(expected, str) and not (sub and sub.case_exact):
+        actual, expected = actual.lower(), expected.lower()
+    try:
+        return PYTHON_OPERATORS[node.op](actual, expected)
+    except TypeError:
+        return False

@@ -12,10 +12,11 @@ from typing import Any
 
 from scim2_models import Path
 from scim2_models.exceptions import SCIMException
-from scim2_models.path import AttrPath, Comparison, LogicalExpr, LogicalOperator, Not, PathNode, Present, ValuePath
+from scim2_models.path import AttrPath, Comparison, LogicalExpr, LogicalOperator, PathNode, ValuePath
 from scim2_models.path import CompareOperator as Op
 
-from scim.errors import invalid_filter, invalid_path, invalid_syntax, invalid_value, mutability, no_target, too_large
+from scim.errors import invalid_path, invalid_syntax, invalid_value, mutability, no_target, too_large
+from scim.filters import matches
 from scim.grammar import simple_path
 from scim.schema import Attr, coerce_any, extensions, find_attr, normalize_resource
 
@@ -266,7 +267,7 @@ def _apply_filtered(container: dict, attr: Attr, node: ValuePath, operation: Ope
     if node.sub_attr and sub is None:
         raise invalid_path(f"unknown attribute in path {node}")
     items = container.setdefault(attr.name, [])
-    matched = [item for item in items if matches(item, node.val_filter)]
+    matched = [item for item in items if matches(item, node.val_filter, attr)]
     if operation.op == "remove":
         if sub:
             for item in matched:
@@ -309,34 +310,3 @@ def _keep_one_primary(items: list, changed: list) -> None:
         for item in items:
             if item is not winner and item.get("primary") is True:
                 item["primary"] = False
-
-
-def _lookup(item: dict, name: str):
-    return next((v for k, v in item.items() if k.lower() == name.lower()), None)
-
-
-def matches(item: dict, node) -> bool:
-    """A value filter evaluated on one item of a multi-valued attribute (strings compared without case)."""
-    if isinstance(node, LogicalExpr):
-        results = (matches(item, term) for term in node.terms)
-        return all(results) if node.op == LogicalOperator.and_ else any(results)
-    if isinstance(node, Not):
-        return not matches(item, node.expr)
-    if isinstance(node, Present):
-        return _lookup(item, node.attr_path.attr) not in (None, "", [], {})
-    if not isinstance(node, Comparison):
-        raise invalid_filter(f"unsupported value filter {node}")
-    actual, expected = _lookup(item, node.attr_path.attr), node.value
-    if isinstance(actual, str) and isinstance(expected, str):
-        actual, expected = actual.lower(), expected.lower()
-    try:
-        return {
-            Op.eq: lambda: actual == expected, Op.ne: lambda: actual != expected,
-            Op.co: lambda: isinstance(actual, str) and expected in actual,
-            Op.sw: lambda: isinstance(actual, str) and actual.startswith(expected),
-            Op.ew: lambda: isinstance(actual, str) and actual.endswith(expected),
-            Op.gt: lambda: actual > expected, Op.ge: lambda: actual >= expected,
-            Op.lt: lambda: actual < expected, Op.le: lambda: actual <= expected,
-        }[node.op]()
-    except TypeError:
-        return False

@@ -39,7 +39,9 @@ class Attr:
 
 def _multi(name: str, value_type: str = "string", **kw) -> Attr:
     """The usual shape of a multi-valued attribute: value, display, type, primary (RFC 7643 §2.4)."""
-    sub = (Attr("value", value_type), Attr("display"), Attr("type"), Attr("primary", "boolean"))
+    # RFC 7643 §2.3.6: binary values are case exact (erratum 6000 corrects §8.7.1's x509Certificates.value).
+    sub = (Attr("value", value_type, case_exact=value_type == "binary"), Attr("display"), Attr("type"),
+           Attr("primary", "boolean"))
     return Attr(name, "complex", multi=True, sub=sub, **kw)
 
 

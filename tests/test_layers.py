@@ -1,0 +1,158 @@
+"""The layers point one way, and the pure pieces (filters, patch, serialize, the data layer) work without an
+HTTP client: called with plain arguments inside an application context, on the test database."""
+
+import ast
+import pathlib
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select
+from werkzeug.security import check_password_hash
+
+from models import Group, User, db, utcnow
+from scim.errors import ScimError
+from scim.filters import USER_MAP, filter_to_where, matches, parse_filter
+from scim.patch import Limits, apply_patch, operations
+from scim.schema import USER
+from scim.serialize import Selection, group_to_scim, members_value, select_attributes, user_to_scim
+from scim.store import (
+    add_members,
+    get_for_write,
+    members_of,
+    page,
+    remove_members,
+    user_with_groups,
+    write_group,
+    write_user,
+)
+
+SCIM = pathlib.Path(__file__).resolve().parent.parent / "scim"
+BASE = "https://idp.example/scim/v2/"
+
+
+def imports(module: str) -> set[str]:
+    tree = ast.parse((SCIM / f"{module}.py").read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("module, forbidden", [
+    ("store", {"flask", "scim.serialize", "scim.audit", "scim.requests", "scim.responses", "scim.resources"}),
+    ("serialize", {"flask", "scim.store", "scim.requests", "scim.audit"}),
+    ("errors", {"flask"}),
+    ("filters", {"flask", "scim.requests", "scim.store"}),
+    ("patch", {"flask", "scim.requests", "scim.store"}),
+    ("search", {"scim.users", "scim.groups"}),
+    ("resources", {"scim.users", "scim.groups"}),
+])
+def test_no_import_runs_back_up(module, forbidden):
+    assert not imports(module) & forbidden
+
+
+# The data layer: plain arguments in, records out.
+
+def stored_user(user_name: str, **extra) -> User:
+    return write_user(User(), {"userName": user_name, "emails": [{"value": user_name, "type": "work"}], **extra})
+
+
+def test_store_writes_a_user_with_its_emails_and_hashed_password(app):
+    user = stored_user("store@example.com", password="Hidden-pass-1")
+    db.session.commit()
+    record, groups = user_with_groups(user.id)
+    assert (record.user_name, record.active, groups) == ("store@example.com", True, [])
+    assert check_password_hash(db.session.get(User, user.id).password_hash, "Hidden-pass-1")
+    assert "password" not in record.data
+
+
+def test_store_refuses_a_write_whose_if_match_names_another_version(app):
+    user = stored_user("etag@example.com")
+    db.session.commit()
+    assert get_for_write(User, user.id, "User", {'"1"'}).id == user.id
+    assert get_for_write(User, user.id, "User", {"*"}).id == user.id
+    with pytest.raises(ScimError) as refused:
+        get_for_write(User, user.id, "User", {'"7"'})
+    assert refused.value.status == 412
+
+
+def test_store_members_keep_the_display_sent_and_pages_count_in_one_go(app):
+    ann, bob = stored_user("ann@example.com", displayName="Ann A"), stored_user("bob@example.com")
+    group = write_group(Group(), {"displayName": "Team"})
+    add_members(group.id, {ann.id: "ann (IdP)", bob.id: None})
+    assert sorted(members_of([group.id])[group.id]) == sorted([(ann.id, "ann (IdP)"), (bob.id, "bob@example.com")])
+    remove_members(group.id, [ann.id])
+    assert members_of([group.id])[group.id] == [(bob.id, "bob@example.com")]
+    rows, total = page(User, filter_to_where('userName sw "A"', USER_MAP), [], 1, 10)
+    assert total == 1 and rows[0][0].user_name == "ann@example.com"
+
+
+# Filters: the same caseExact rules in SQL and in PATCH value filters.
+
+def test_filter_follows_case_exact_in_sql(app):
+    stored_user("Case@Example.com", externalId="ABC")
+    db.session.commit()
+
+    def found(text):
+        return db.session.scalars(select(User.user_name).where(filter_to_where(text, USER_MAP))).all()
+    assert found('userName eq "case@example.com"') == ["Case@Example.com"]  # caseExact false
+    assert found('externalId eq "abc"') == []  # caseExact true
+    assert found('externalId eq "ABC"') == ["Case@Example.com"]
+
+
+def test_value_filters_follow_case_exact_in_python(app):
+    emails, certificates = USER.child("emails"), USER.child("x509Certificates")
+    assert matches({"value": "A@X.COM"}, parse_filter('value eq "a@x.com"'), emails)
+    assert not matches({"value": "MIIB"}, parse_filter('value eq "miib"'), certificates)  # binary: case exact
+    assert matches({"value": "MIIB"}, parse_filter('value eq "MIIB"'), certificates)
+
+
+# PATCH on a dict.
+
+def test_patch_applies_operations_to_a_dict(app):
+    body = {"Operations": [{"op": "replace", "value": {"active": False, "name.givenName": "Barb"}},
+                           {"op": "add", "path": "emails", "value": [{"value": "b@x.com"}, {"value": "b@x.com"}]},
+                           {"op": "remove", "path": 'x509Certificates[value eq "miib"]'}]}
+    resource = {"userName": "b", "active": True, "x509Certificates": [{"value": "MIIB"}]}
+    patched = apply_patch(resource, USER, operations(body, USER))
+    assert patched["active"] is False and patched["name"] == {"givenName": "Barb"}
+    assert patched["emails"] == [{"value": "b@x.com"}]
+    assert patched["x509Certificates"] == [{"value": "MIIB"}]  # not matched: caseExact
+    assert resource["active"] is True  # the input is left as it was
+
+
+def test_patch_limits_are_plain_arguments(app):
+    body = {"Operations": [{"op": "replace", "path": "title", "value": "x"}] * 3}
+    with pytest.raises(ScimError) as refused:
+        operations(body, USER, Limits(operations=20))
+    assert refused.value.status == 413
+    assert len(operations(body, USER, Limits(operations=30))) == 3
+
+
+# Serialize: records in, SCIM JSON out, on the base URL given.
+
+def record(**columns) -> SimpleNamespace:
+    now = utcnow()
+    return SimpleNamespace(created=now, last_modified=now, version=3, **columns)
+
+
+def test_serialize_builds_a_user_from_a_record(app):
+    user = record(id="u1", active=False, data={"userName": "s@example.com",
+                  "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": {"value": "m1"}}})
+    body = user_to_scim(user, [{"value": "g1"}], BASE)
+    assert body["meta"]["location"] == BASE + "Users/u1" and body["meta"]["version"] == 'W/"3"'
+    assert body["active"] is False and body["groups"] == [{"value": "g1"}]
+    manager = body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]
+    assert manager["$ref"] == BASE + "Users/m1"
+
+
+def test_serialize_builds_members_and_selects_attributes(app):
+    group = group_to_scim(record(id="g1", data={"displayName": "G"}), members_value([("u1", "Ann")], BASE), BASE)
+    assert group["members"] == [{"value": "u1", "$ref": BASE + "Users/u1", "display": "Ann", "type": "User"}]
+    only_name = select_attributes(group, Selection(whole={"displayname"}), Selection())
+    assert set(only_name) == {"schemas", "id", "displayName"}
+    without_members = select_attributes(group, Selection(), Selection(whole={"members"}))
+    assert "members" not in without_members and "meta" in without_members
