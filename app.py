@@ -8,59 +8,10 @@ from flask import Flask
 from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from config import DevServerSettings, Settings, database_url
 from models import db
 
 migrate = Migrate()
-
-TRUE_WORDS = {"1", "true", "yes", "on"}
-
-
-def database_url(url: str | None, instance_path: str) -> str:
-    """The SQLAlchemy URL: SQLite in the instance folder by default; Heroku-style URLs rewritten for psycopg 3."""
-    if not url:
-        return "sqlite:///" + os.path.join(instance_path, "scim.db")
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
-
-
-def split_words(text: str) -> tuple[str, ...]:
-    return tuple(word for word in text.replace(",", " ").split() if word)
-
-
-def settings_from_env(instance_path: str) -> dict:
-    env = os.environ
-    return {
-        "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
-        "SCIM_BEARER_TOKEN": env.get("SCIM_BEARER_TOKEN") or None,
-        "TRUST_PROXY": env.get("TRUST_PROXY", "").lower() in TRUE_WORDS,
-        "MAX_CONTENT_LENGTH": int(env.get("SCIM_MAX_BODY_BYTES", 8 * 1024 * 1024)),
-        "SCIM_DEFAULT_PAGE_SIZE": int(env.get("SCIM_DEFAULT_PAGE_SIZE", 100)),
-        "SCIM_MAX_PAGE_SIZE": int(env.get("SCIM_MAX_PAGE_SIZE", 1000)),
-        "SCIM_BULK_MAX_OPERATIONS": int(env.get("SCIM_BULK_MAX_OPERATIONS", 100)),
-        "SCIM_BULK_MAX_PAYLOAD": int(env.get("SCIM_BULK_MAX_PAYLOAD", 1024 * 1024)),
-        "SCIM_BULK_TIME_BUDGET": float(env.get("SCIM_BULK_TIME_BUDGET", 30)),
-        "SCIM_MAX_PATCH_OPERATIONS": int(env.get("SCIM_MAX_PATCH_OPERATIONS", 10000)),
-        "SCIM_MAX_VALUES": int(env.get("SCIM_MAX_VALUES", 1000)),
-        "SCIM_MAX_FILTER_LENGTH": int(env.get("SCIM_MAX_FILTER_LENGTH", 10000)),
-        "SCIM_MAX_ATTRIBUTE_NAMES": int(env.get("SCIM_MAX_ATTRIBUTE_NAMES", 200)),
-        "SCIM_MAX_JSON_DEPTH": int(env.get("SCIM_MAX_JSON_DEPTH", 32)),
-        "SCIM_TOKEN_PEPPER": env.get("SCIM_TOKEN_PEPPER", ""),
-        "SCIM_ACCEPT_BARE_TOKEN": env.get("SCIM_ACCEPT_BARE_TOKEN", "").lower() in TRUE_WORDS,
-        "SCIM_AUTH_FAILURE_LIMIT": int(env.get("SCIM_AUTH_FAILURE_LIMIT", 20)),
-        "SCIM_AUTH_FAILURE_WINDOW": int(env.get("SCIM_AUTH_FAILURE_WINDOW", 300)),
-        "SCIM_AUDIT_RETENTION_DAYS": int(env.get("SCIM_AUDIT_RETENTION_DAYS", 90)),
-        "SCIM_DB_CONNECT_TIMEOUT": int(env.get("SCIM_DB_CONNECT_TIMEOUT", 5)),
-        "SCIM_DB_STATEMENT_TIMEOUT_MS": int(env.get("SCIM_DB_STATEMENT_TIMEOUT_MS", 15000)),
-        "SCIM_DB_PRE_PING": env.get("SCIM_DB_PRE_PING", "1").lower() in TRUE_WORDS,
-        "SCIM_DB_POOL_SIZE": int(env.get("SCIM_DB_POOL_SIZE", 5)),
-        "SCIM_DB_POOL_TIMEOUT": int(env.get("SCIM_DB_POOL_TIMEOUT", 5)),
-        "SCIM_USER_EXTENSIONS": split_words(env.get("SCIM_USER_EXTENSIONS", "")),
-        "SCIM_GROUP_EXTENSIONS": split_words(env.get("SCIM_GROUP_EXTENSIONS", "")),
-        "SCIM_AUDIT_PRUNE_ONE_IN": int(env.get("SCIM_AUDIT_PRUNE_ONE_IN", 1000)),
-        "SCIM_ACCESS_LOG": env.get("SCIM_ACCESS_LOG", "1").lower() in TRUE_WORDS,
-    }
 
 
 def engine_options(config: dict) -> dict:
@@ -89,17 +40,19 @@ MIN_BOOTSTRAP_TOKEN_LENGTH = 20
 
 
 def check_settings(config) -> None:
-    token = config.get("SCIM_BEARER_TOKEN")
+    token = config["SCIM_BEARER_TOKEN"]
     if token and len(token) < MIN_BOOTSTRAP_TOKEN_LENGTH:
         raise RuntimeError(f"SCIM_BEARER_TOKEN must be at least {MIN_BOOTSTRAP_TOKEN_LENGTH} characters long; "
                            "python -c 'import secrets; print(secrets.token_urlsafe(32))' makes a good one")
 
 
-def create_app(config: dict | None = None) -> Flask:
+def create_app(settings: dict | None = None) -> Flask:
+    """The app, with its settings from the environment; or, given a dict of app.config values (tests, bench),
+    the defaults and that dict, and the environment is not read."""
     app = Flask(__name__, instance_relative_config=True)
-    app.config.update(settings_from_env(app.instance_path))
-    if config:
-        app.config.update(config)
+    declared = Settings.from_env() if settings is None else Settings()
+    app.config.update(declared.to_config(app.instance_path))
+    app.config.update(settings or {})
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(
         app.config["SQLALCHEMY_DATABASE_URI"], app.instance_path
     )
@@ -139,10 +92,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO)
     from scim.audit import RedactQueryStrings
     logging.getLogger("werkzeug").addFilter(RedactQueryStrings())  # its request lines carry query strings
+    server = DevServerSettings.from_env()
     app = create_app()
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = int(os.environ.get("PORT", 5000))
-    app.run(host=host, port=port)
+    app.run(host=server.host, port=server.port)
 
 
 if __name__ == "__main__":

@@ -4,22 +4,24 @@ Each setting can be overridden on the command line (-w, -b, ...) or with GUNICOR
 """
 
 import multiprocessing
-import os
 
-bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+from config import GunicornSettings
+
+settings = GunicornSettings.from_env()
+bind = settings.bind
 # Sync workers: one request at a time each, simple and robust; the database does the waiting. A client that
 # sends its request slowly holds a sync worker until it is done: behind a proxy that buffers requests (nginx
 # does by default) that cannot happen; exposed directly, use GUNICORN_WORKER_CLASS=gthread (measured with
 # bench/slow_clients.py: two slow clients stall 2 sync workers, not 2 x 4 threads).
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
-threads = int(os.environ.get("GUNICORN_THREADS", 4 if worker_class == "gthread" else 1))
+workers = settings.workers if settings.workers is not None else multiprocessing.cpu_count() * 2
+worker_class = settings.worker_class
+threads = settings.threads if settings.threads is not None else 4 if worker_class == "gthread" else 1
 # A request that runs longer is killed and the worker replaced (the statement timeout stops queries first).
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))
+timeout = settings.timeout
 # On SIGTERM or SIGHUP, workers finish the requests they have before they exit.
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))
+graceful_timeout = settings.graceful_timeout
 # Bounded memory: each worker is replaced after this many requests (jittered so they do not all restart at once).
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 10000))
+max_requests = settings.max_requests
 max_requests_jitter = max_requests // 10
 # The app writes one JSON line per request to stdout; gunicorn's own access log would repeat it.
 accesslog = None

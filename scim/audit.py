@@ -89,7 +89,7 @@ def stored_body() -> str | None:
     chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
     if not g.get("authenticated"):
         return not_read(size) if size or chunked else None
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
     if limit and size and size > limit:
         return not_read(size)
     try:

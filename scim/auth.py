@@ -69,7 +69,7 @@ def require_token() -> None:
     if credential is None:
         raise _refuse("refused: malformed header", "the Authorization header must be 'Bearer <token>'")
     kind, secret = credential
-    bootstrap = current_app.config.get("SCIM_BEARER_TOKEN")
+    bootstrap = current_app.config["SCIM_BEARER_TOKEN"]
     if kind == "bearer" and bootstrap and hmac.compare_digest(secret.encode(), bootstrap.encode()):
         g.auth_name, g.authenticated = "SCIM_BEARER_TOKEN", True
         return

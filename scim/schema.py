@@ -93,7 +93,7 @@ CUSTOM_EXTENSION_SETTINGS = {USER_SCHEMA: "SCIM_USER_EXTENSIONS", GROUP_SCHEMA: 
 def extensions(resource: Attr) -> tuple[Attr, ...]:
     """The resource's extension schemas: the enterprise User extension, then the custom ones declared in
     configuration (e.g. Okta app profile attributes, urn:ietf:params:scim:schemas:extension:<name>:2.0:User)."""
-    declared = current_app.config.get(CUSTOM_EXTENSION_SETTINGS[resource.name]) or ()
+    declared = current_app.config[CUSTOM_EXTENSION_SETTINGS[resource.name]]
     return EXTENSIONS[resource.name] + tuple(Attr(urn, "complex", open=True) for urn in declared)
 TRUE_FALSE = {"true": True, "false": False}
 

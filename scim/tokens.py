@@ -19,7 +19,7 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)  # last_used is written at most onc
 
 
 def secret_hash(secret: str) -> str:
-    key = (current_app.config.get("SCIM_TOKEN_PEPPER") or "").encode()
+    key = current_app.config["SCIM_TOKEN_PEPPER"].encode()
     return hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
 
 

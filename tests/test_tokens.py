@@ -102,7 +102,7 @@ def test_last_used_is_recorded(app, client):
     assert db.session.scalar(select(Token.last_used).where(Token.name == "used")) is not None
 
 
-def test_bootstrap_token_from_the_environment_works_alongside_the_store(app, client):
+def test_bootstrap_token_works_alongside_the_store(app, client):
     stored = new_token(app, "stored")
     assert get_users(client, f"Bearer {TOKEN}").status_code == 200
     assert get_users(client, f"Bearer {stored}").status_code == 200
