@@ -10,15 +10,14 @@ Paths and the protocol messages are written down here; tests/test_openapi.py kee
 from flask import current_app, jsonify, request
 
 from scim import bp
+from scim.bulk import BULK_REQUEST, BULK_RESPONSE, PATH
 from scim.discovery import RESOURCE_TYPE_SCHEMA, SCHEMA_SCHEMA, SPC_SCHEMA, describe
 from scim.errors import ERROR_SCHEMA, SCIM_MEDIA_TYPE, STATUSES, ScimType
-from scim.patch import PATCH_SCHEMA
+from scim.patch import OPS, PATCH_SCHEMA
 from scim.requests import SEARCH_SCHEMA
 from scim.schema import ENTERPRISE_USER, GROUP, USER, Attr, extensions
 from scim.serialize import LIST_SCHEMA
 
-BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
-BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
 SCALARS = {"string": "string", "reference": "string", "binary": "string", "boolean": "boolean"}
 # Entra ID sends booleans as "True"/"False" unless aadOptscim062020 is set (scim.schema.coerce).
 BOOLEAN_WORDS = "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])?$"
@@ -131,7 +130,7 @@ def messages(max_operations: int) -> dict:
     status = {"type": "string", "pattern": "^[1-5][0-9][0-9]$"}
     optional = {"type": ["string", "null"]}
     words = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
-    op_words = ["add", "remove", "replace", "Add", "Remove", "Replace"]  # Entra ID capitalises them
+    op_words = sorted(OPS) + [op.capitalize() for op in sorted(OPS)]  # Entra ID capitalises them
     supported = strict(["supported"], {"supported": {"type": "boolean"}})
     attribute = strict(["name", "type", "multiValued"], {
         "name": {"type": "string"}, "type": {"enum": ["string", "boolean", "complex", "reference", "binary",
@@ -174,7 +173,7 @@ def messages(max_operations: int) -> dict:
             "Operations": {"type": "array", "maxItems": max_operations, "items": {
                 "type": "object", "required": ["method", "path"], "properties": {
                     "method": {"enum": ["POST", "PUT", "PATCH", "DELETE"]},
-                    "path": {"type": "string", "pattern": "^/(Users|Groups)(/[^/]+)?$"},
+                    "path": {"type": "string", "pattern": PATH.pattern},
                     "bulkId": {"type": "string"}, "version": {"type": "string"}, "data": {"type": "object"}}}}}},
         "BulkResponse": strict(["schemas", "Operations"], {
             "schemas": urns(BULK_RESPONSE),
