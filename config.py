@@ -89,6 +89,8 @@ class Settings(FromEnvironment):
     auth_failure_limit: int = setting(
         "SCIM_AUTH_FAILURE_LIMIT", 20, "Refused credentials per client address and window before 429; 0: no limit")
     auth_failure_window: int = setting("SCIM_AUTH_FAILURE_WINDOW", 300, "Seconds of the window above")
+    token_cache_seconds: float = setting(
+        "SCIM_TOKEN_CACHE_SECONDS", 1.0, "Seconds a worker keeps a stored credential it has read; 0: never")
     trust_proxy: bool = setting("TRUST_PROXY", False, "Take scheme, host and client address from X-Forwarded-*")
     max_body_bytes: int = setting(
         "SCIM_MAX_BODY_BYTES", 8 * 1024 * 1024, "The largest request body; larger is 413", key="MAX_CONTENT_LENGTH")

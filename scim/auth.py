@@ -73,11 +73,12 @@ def require_token() -> None:
     if kind == "bearer" and bootstrap and hmac.compare_digest(secret.encode(), bootstrap.encode()):
         g.auth_name, g.authenticated = "SCIM_BEARER_TOKEN", True
         return
-    token = find(secret)
-    if token is None or token.kind != kind:
+    found = find(secret)
+    if found is None or found[1].kind != kind:
         raise _refuse("refused: unknown token", "invalid credentials")
-    token_state = state(token)
-    if token_state != "active":
-        raise _refuse(f"refused: {token_state} {token.name}"[:120], f"this token is {token_state}")
-    g.auth_name, g.authenticated = token.name, True
-    mark_used(token)
+    hashed, credential = found
+    credential_state = state(credential)
+    if credential_state != "active":
+        raise _refuse(f"refused: {credential_state} {credential.name}"[:120], f"this token is {credential_state}")
+    g.auth_name, g.authenticated = credential.name, True
+    mark_used(hashed, credential)

@@ -11,9 +11,10 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import make_url, select, text, update
 
 from models import Token, db, durable_commit, utcnow
+from scim.credentials import CHANNEL, Credential, CredentialCache, listen
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # last_used is written at most once a minute per token
 
@@ -34,7 +35,7 @@ def aware(moment: datetime | None) -> datetime | None:
     return moment
 
 
-def state(token: Token, now: datetime | None = None) -> str:
+def state(token: Token | Credential, now: datetime | None = None) -> str:
     now = now or utcnow()
     if token.revoked:
         return "revoked"
@@ -54,27 +55,57 @@ def create_token(name: str, expires: datetime | None = None, basic_user: str | N
     return token, secret
 
 
-def find(secret: str) -> Token | None:
-    """The stored credential whose hash matches, compared in constant time once found by its index."""
+def cache() -> CredentialCache:
+    """This app's credential cache; on PostgreSQL, emptied by this process's listener on every change."""
+    found = current_app.extensions.get("scim.credentials")
+    if found is None:
+        found = current_app.extensions["scim.credentials"] = CredentialCache(
+            current_app.config["SCIM_TOKEN_CACHE_SECONDS"])
+    if db.engine.dialect.name == "postgresql":
+        url = make_url(current_app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
+        listen(url.render_as_string(hide_password=False), found)
+    return found
+
+
+def find(secret: str) -> tuple[str, Credential] | None:
+    """(hash, credential) for a stored credential whose hash matches, compared in constant time once found by
+    its index; from this worker's cache when it was read within SCIM_TOKEN_CACHE_SECONDS."""
     hashed = secret_hash(secret)
+    credentials = cache()
+    credential = credentials.get(hashed)
+    if credential is not None:
+        return hashed, credential
+    generation = credentials.generation
     token = db.session.scalar(select(Token).where(Token.secret_hash == hashed))
-    if token is not None and hmac.compare_digest(token.secret_hash, hashed):
-        return token
-    return None
+    if token is None or not hmac.compare_digest(token.secret_hash, hashed):
+        return None
+    credential = Credential(token.id, token.name, token.kind, token.expires, token.revoked, token.last_used)
+    credentials.put(hashed, credential, generation)
+    return hashed, credential
 
 
-def mark_used(token: Token) -> None:
+def mark_used(hashed: str, credential: Credential) -> None:
     now = utcnow()
-    if token.last_used is None or now - aware(token.last_used) > LAST_USED_RESOLUTION:
+    if credential.last_used is None or now - aware(credential.last_used) > LAST_USED_RESOLUTION:
         # Committed on its own, before the view runs: a read-only request commits nothing else.
-        db.session.execute(update(Token).where(Token.id == token.id).values(last_used=now))
+        db.session.execute(update(Token).where(Token.id == credential.id).values(last_used=now))
         db.session.commit()
+        cache().used(hashed, credential, now)
+
+
+def changed() -> None:
+    """Within the transaction of a change to the token table: every worker reads its credentials afresh, on
+    PostgreSQL as soon as the change commits; this process's cache at once."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    cache().clear()
 
 
 def revoke_token(name: str) -> Token | None:
     token = db.session.scalar(select(Token).where(Token.name == name))
     if token is not None and token.revoked is None:
         token.revoked = utcnow()
+        changed()
         durable_commit()  # a revocation must survive a crash
     return token
 

@@ -1,11 +1,13 @@
 """The token store: create, use, list, rotate, revoke and expire; Basic and bare-token header auth."""
 
 import base64
+import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, text
 
+import scim.tokens
 from models import Token, db, utcnow
 from scim.tokens import create_token
 from tests.conftest import TOKEN
@@ -75,15 +77,37 @@ def test_duplicate_name_is_refused(app):
     assert result.exit_code != 0 and "already exists" in result.output
 
 
-def test_expired_token_is_refused(app, client):
+def test_expired_token_is_refused_from_its_expiry_on_even_when_kept_in_memory(app, client, monkeypatch):
     _, secret = create_token("short-lived", expires=utcnow() + timedelta(hours=1))
-    assert get_users(client, f"Bearer {secret}").status_code == 200
-    token = db.session.scalar(select(Token).where(Token.name == "short-lived"))
-    token.expires = utcnow() - timedelta(seconds=1)
-    db.session.commit()
+    assert get_users(client, f"Bearer {secret}").status_code == 200  # now kept in the worker's cache
+    later = utcnow() + timedelta(hours=1, seconds=1)
+    monkeypatch.setattr(scim.tokens, "utcnow", lambda: later)
     refused = get_users(client, f"Bearer {secret}")
     assert refused.status_code == 401 and "expired" in refused.json["detail"]
     assert "expired" in cli(app, "tokens", "list")
+
+
+def test_a_change_made_in_the_database_directly_takes_effect_within_the_cache_bound(app, client):
+    app.config["SCIM_TOKEN_CACHE_SECONDS"] = 0.2
+    _, secret = create_token("edited", expires=utcnow() + timedelta(hours=1))
+    app.extensions.pop("scim.credentials", None)  # a cache with the shorter bound
+    assert get_users(client, f"Bearer {secret}").status_code == 200
+    token = db.session.scalar(select(Token).where(Token.name == "edited"))
+    token.expires = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    time.sleep(0.3)
+    refused = get_users(client, f"Bearer {secret}")
+    assert refused.status_code == 401 and "expired" in refused.json["detail"]
+
+
+def test_a_kept_credential_costs_no_query(app, client, count_statements):
+    secret = new_token(app, "cached")
+    assert get_users(client, f"Bearer {secret}").status_code == 200
+    with count_statements() as first:
+        get_users(client, f"Bearer {TOKEN}")
+    with count_statements() as stored:
+        get_users(client, f"Bearer {secret}")
+    assert stored.count == first.count  # a stored token costs what the bootstrap token costs: nothing
 
 
 def test_expires_option_accepts_durations_and_dates(app):
