@@ -46,6 +46,15 @@ def durable_commit() -> None:
     db.session.commit()
 
 
+def begin_write() -> None:
+    """Start a transaction that will write. On SQLite it takes the write lock at once (BEGIN IMMEDIATE): a
+    transaction that read first and wrote later would fail with "database is locked" whenever another process
+    wrote in between. Anything the session had open is ended first (it only read)."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.rollback()
+        db.session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
 

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, Flask, request
 
-from models import SQLITE_BEGIN, db
+from models import begin_write
 from scim.audit import record, start_clock
 from scim.auth import require_token
 from scim.errors import unsupported_media_type
@@ -32,9 +32,8 @@ def _before_request():
     if request.method in ("POST", "PUT", "PATCH"):
         # The whole body before any lock: a client that sends it slowly holds its worker, not the database.
         request.get_data(cache=True)
-    if request.method in WRITES and db.engine.dialect.name == "sqlite":
-        db.session.rollback()  # end the authentication's read; the request's transaction starts writing
-        db.session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+    if request.method in WRITES:
+        begin_write()  # SQLite: ends the authentication's read; the request's transaction starts writing
 
 
 def _options(response):

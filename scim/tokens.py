@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 from sqlalchemy import make_url, select, text, update
 
-from models import Token, db, durable_commit, utcnow
+from models import Token, begin_write, db, durable_commit, utcnow
 from scim.credentials import CHANNEL, Credential, CredentialCache, listen
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # last_used is written at most once a minute per token
@@ -46,6 +46,7 @@ def state(token: Token | Credential, now: datetime | None = None) -> str:
 
 def create_token(name: str, expires: datetime | None = None, basic_user: str | None = None) -> tuple[Token, str]:
     """A new credential; the secret is returned once, here, and never stored."""
+    begin_write()
     secret = secrets.token_urlsafe(32)
     hashed = secret_hash(basic_secret(basic_user, secret) if basic_user else secret)
     token = Token(name=name, kind="basic" if basic_user else "bearer", basic_user=basic_user,
@@ -102,6 +103,7 @@ def changed() -> None:
 
 
 def revoke_token(name: str) -> Token | None:
+    begin_write()
     token = db.session.scalar(select(Token).where(Token.name == name))
     if token is not None and token.revoked is None:
         token.revoked = utcnow()
