@@ -116,6 +116,21 @@ def parse_filter(text: str) -> FilterNode:
         raise invalid_filter(f"invalid filter {text!r}: {exc}") from None
 
 
+def lookup_filter(text: str | None, attributes: AttributeMap, names: tuple) -> tuple[str, str] | None:
+    """(attribute key, value) when the filter is `<name> eq "<text>"` for one of `names` (lower case), the
+    form IdPs look resources up by; else None (and the filter takes the general path)."""
+    node = simple_equality(text) if text else None
+    if node is None or not isinstance(node.value, str) or node.attr_path.uri or node.attr_path.sub_attr:
+        return None
+    key = node.attr_path.attr.lower()
+    if key not in names or key not in attributes.scalars:
+        return None
+    check_text(node.value)
+    if "\x00" in node.value:
+        raise invalid_filter("filter values cannot contain NUL characters")
+    return key, node.value
+
+
 def filter_to_where(text: str | None, attributes: AttributeMap, missing: set | None = None) -> ColumnElement | None:
     """The WHERE clause for a filter string, or None when there is no filter. With a `missing` set,
     attributes the type does not have match nothing and are collected there instead of refused."""
@@ -207,6 +222,11 @@ def _datetime(value) -> datetime:
         raise invalid_filter(f"{value!r} is outside the range of dates this service can compare") from None
 
 
+def case_folded(spec: Column, value: str) -> tuple:
+    """A string comparison's column and operand: both lower-cased unless the attribute is caseExact."""
+    return (spec.column, value) if spec.case_exact else (func.lower(spec.column), value.lower())
+
+
 def compare(spec: Column, op: Op, value, name: str) -> ColumnElement:
     """One comparison on one column, following the attribute's type and caseExact (RFC 7644 §3.4.2.2)."""
     column = spec.column
@@ -225,8 +245,8 @@ def compare(spec: Column, op: Op, value, name: str) -> ColumnElement:
         value = _datetime(value)
     elif not isinstance(value, str):
         raise invalid_filter(f"{name} is a string: compare it with a quoted value")
-    elif not spec.case_exact:
-        column, value = func.lower(column), value.lower()
+    else:
+        column, value = case_folded(spec, value)
     if op == Op.co:
         return column.contains(value, autoescape=True)
     if op == Op.sw:

@@ -50,23 +50,33 @@ def get_for_write(model, resource_id: str, kind: str, if_match: set[str] | None 
 
 def page(model, where: ColumnElement | None, order: list, start: int, count: int,
          extra: tuple = ()) -> tuple[list, int]:
-    """One page in a stable order (the sort asked for, then created, id) and the total count of matches,
-    in ONE statement: a count subquery, LEFT JOINed to the page, so that even an empty page brings the
-    total. The page is picked as ids first (an index-only scan: deep pages skip index entries, not rows),
-    then joined to the rows. `extra` columns (e.g. a user's groups) ride along. Rows are (record, *extra),
-    where a record has the table's columns as attributes: plain rows, no ORM objects to build for a read."""
+    """One page in a stable order (the sort asked for, then created, id) and the total count of matches.
+    Rows are (record, *extra), where a record has the table's columns as attributes: plain rows, no ORM
+    objects to build for a read."""
+    rows = db.session.execute(page_statement(model, where, order, start - 1, count, extra)).all()
+    return page_rows(model, rows)
+
+
+def page_statement(model, where: ColumnElement | None, order: list, offset, limit, extra: tuple = ()):
+    """The page in ONE statement: a count subquery, LEFT JOINed to the page, so that even an empty page brings
+    the total. The page is picked as ids first (an index-only scan: deep pages skip index entries, not rows),
+    then joined to the rows. `extra` columns (e.g. a user's groups) ride along. `offset` and `limit` are
+    numbers or bound parameters (scim.reads builds the statements sent most once, with parameters)."""
     table = model.__table__
     matches = select(model.id)
     total = select(func.count().label("total")).select_from(model)
     if where is not None:
         matches, total = matches.where(where), total.where(where)
     ordering = [*order, model.created, model.id]
-    ids = matches.order_by(*ordering).offset(start - 1).limit(count).subquery()
+    ids = matches.order_by(*ordering).offset(offset).limit(limit).subquery()
     total = total.subquery()
-    query = (select(total.c.total, *table.c, *extra).select_from(total)
-             .outerjoin(ids, true()).outerjoin(table, table.c.id == ids.c.id).order_by(*ordering))
-    rows = db.session.execute(query).all()
-    return [records(table, row, 1) for row in rows if row[1] is not None], rows[0].total
+    return (select(total.c.total, *table.c, *extra).select_from(total)
+            .outerjoin(ids, true()).outerjoin(table, table.c.id == ids.c.id).order_by(*ordering))
+
+
+def page_rows(model, rows) -> tuple[list, int]:
+    """(records, total) from the rows of page_statement."""
+    return [records(model.__table__, row, 1) for row in rows if row[1] is not None], rows[0][0]
 
 
 def records(table, row, offset: int = 0) -> tuple:
@@ -79,10 +89,10 @@ def records(table, row, offset: int = 0) -> tuple:
 _GROUPS_COLUMNS: dict = {}
 
 
-def groups_column():
+def groups_column(dialect: str | None = None):
     """A user's groups as one JSON array of [id, displayName] pairs, computed inside the user query.
     Built once per database dialect: it is the same expression for every request."""
-    dialect = db.session.get_bind().dialect.name
+    dialect = dialect or db.session.get_bind().dialect.name
     if dialect not in _GROUPS_COLUMNS:
         postgres = dialect == "postgresql"
         pair = (func.json_build_array if postgres else func.json_array)(Group.id, Group.display_name)
@@ -97,17 +107,6 @@ def group_pairs(raw) -> list[tuple[str, str]]:
     SQLite text)."""
     pairs = json.loads(raw) if isinstance(raw, str) else (raw or [])
     return [(gid, display) for gid, display in sorted(pairs, key=lambda pair: (pair[1] or "", pair[0]))]
-
-
-def user_with_groups(user_id: str) -> tuple[SimpleNamespace, list[tuple[str, str]]]:
-    row = None
-    if valid_id(user_id):
-        table = User.__table__
-        row = db.session.execute(select(*table.c, groups_column()).where(table.c.id == user_id)).first()
-    if row is None:
-        raise not_found("User", user_id)
-    record, groups = records(User.__table__, row)
-    return record, group_pairs(groups)
 
 
 def touch(row) -> None:

@@ -6,11 +6,12 @@ from scim.audit import commit, note_secret
 from scim.filters import USER_MAP
 from scim.listing import list_resources
 from scim.patch import apply_patch, check_resource_values, operations
+from scim.reads import user_with_groups
 from scim.requests import if_match, patch_limits, read_json, use_search_body
 from scim.resources import groups_if_wanted, render_user, render_users
 from scim.responses import no_content, resource_response
 from scim.schema import USER, normalize_resource
-from scim.store import get_for_write, groups_for, user_with_groups, write_user
+from scim.store import get_for_write, groups_for, write_user
 
 
 def user_response(user: User, groups: list[tuple[str, str]], status: int = 200):

@@ -1,0 +1,93 @@
+"""The reads IdPs send most, as statements SQLAlchemy builds once per database dialect, with parameters.
+
+Okta and Entra look a user up by userName or externalId before every change, and read it back by id after.
+Building such a statement is most of a request's cost, so these are built once and run with their values.
+Two runners run them: the session (the Flask views, on both databases) and a DBAPI cursor (the hot path,
+scim/hotpath.py, on PostgreSQL) with the SQL compiled from the same statement: one definition for both.
+"""
+
+from collections.abc import Callable
+
+from sqlalchemy import Integer, bindparam, null, select
+from sqlalchemy.exc import DBAPIError
+
+from models import User, db
+from scim.errors import not_found
+from scim.filters import USER_MAP, case_folded
+from scim.store import group_pairs, groups_column, page_rows, page_statement, records, valid_id
+
+LOOKUP_ATTRIBUTES = ("username", "externalid")  # the attributes IdPs look users up by
+
+
+class Prepared:
+    """A statement built once per dialect by `build(dialect name)`; its SQL compiled once per dialect too."""
+
+    def __init__(self, build: Callable[[str], object]):
+        self._build = build
+        self._statements: dict = {}
+        self._compiled: dict = {}
+
+    def statement(self, dialect: str):
+        if dialect not in self._statements:
+            self._statements[dialect] = self._build(dialect)
+        return self._statements[dialect]
+
+    def sql(self, dialect) -> tuple[str, dict]:
+        """(SQL text, default parameters) for a dialect object, e.g. psycopg's: what a DBAPI cursor runs."""
+        if dialect.name not in self._compiled:
+            compiled = self.statement(dialect.name).compile(dialect=dialect)
+            self._compiled[dialect.name] = (compiled.string, dict(compiled.params))
+        return self._compiled[dialect.name]
+
+
+def _groups(with_groups: bool, dialect: str):
+    return groups_column(dialect) if with_groups else null()
+
+
+USER_BY_ID = {with_groups: Prepared(lambda dialect, g=with_groups: select(*User.__table__.c, _groups(g, dialect))
+                                    .where(User.id == bindparam("id")))
+              for with_groups in (True, False)}
+
+
+def _lookup(attribute: str, with_groups: bool) -> Prepared:
+    column = case_folded(USER_MAP.scalars[attribute], "")[0]
+    return Prepared(lambda dialect: page_statement(
+        User, column == bindparam("value"), [], bindparam("offset", type_=Integer),
+        bindparam("limit", type_=Integer), (_groups(with_groups, dialect),)))
+
+
+LOOKUPS = {(attribute, g): _lookup(attribute, g) for attribute in LOOKUP_ATTRIBUTES for g in (True, False)}
+
+
+class SessionRunner:
+    """Runs prepared statements in the request's session. A read request's session is in autocommit mode
+    (models.autocommit_reads): if its connection turns out to have been dropped (a database restart), the
+    statement is run once more on a new one, as reads change nothing."""
+
+    def rows(self, prepared: Prepared, params: dict) -> list:
+        statement = prepared.statement(db.session.get_bind().dialect.name)
+        try:
+            return db.session.execute(statement, params).all()
+        except DBAPIError as exc:
+            if not (exc.connection_invalidated and db.session.info.get("reads_only")):
+                raise
+            db.session.rollback()
+            db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            return db.session.execute(statement, params).all()
+
+
+def user_with_groups(user_id: str, runner=None, with_groups: bool = True) -> tuple:
+    """(user record, [(group id, displayName)]), or 404."""
+    rows = (runner or SessionRunner()).rows(USER_BY_ID[with_groups], {"id": user_id}) if valid_id(user_id) else []
+    if not rows:
+        raise not_found("User", user_id)
+    record, groups = records(User.__table__, rows[0])
+    return record, group_pairs(groups)
+
+
+def lookup(attribute: str, value: str, start: int, count: int, with_groups: bool, runner=None) -> tuple:
+    """The page of users whose `attribute` equals `value` (by its caseExact), and their total: the same rows
+    and order as the general list path gives for `filter=<attribute> eq "<value>"`."""
+    operand = case_folded(USER_MAP.scalars[attribute], value)[1]
+    params = {"value": operand, "offset": start - 1, "limit": count}
+    return page_rows(User, (runner or SessionRunner()).rows(LOOKUPS[(attribute, with_groups)], params))
