@@ -20,9 +20,8 @@ def engine_options(config: dict) -> dict:
         # How long a writer waits for another process's write lock before "database is locked" (503).
         return {"connect_args": {"timeout": config["SCIM_DB_CONNECT_TIMEOUT"]}}
     return {
-        # A connection the database dropped (restart, failover) is found by a ping when it leaves the pool and
-        # replaced, so service resumes by itself. It costs one round trip a request; SCIM_DB_PRE_PING=0 saves
-        # it, at the price of failed requests on stale connections after a database restart.
+        # No ping per request by default: a request whose connection the database dropped (restart, failover)
+        # runs once more on a new one (models.once_more_if_dropped), and the pool renews its older connections.
         "pool_pre_ping": config["SCIM_DB_PRE_PING"],
         "pool_size": config["SCIM_DB_POOL_SIZE"],
         "pool_timeout": config["SCIM_DB_POOL_TIMEOUT"],

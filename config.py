@@ -120,7 +120,7 @@ class Settings(FromEnvironment):
         "SCIM_DB_STATEMENT_TIMEOUT_MS", 15000, "PostgreSQL statement_timeout in milliseconds")
     db_pool_size: int = setting("SCIM_DB_POOL_SIZE", 5, "PostgreSQL connections each process keeps open")
     db_pool_timeout: int = setting("SCIM_DB_POOL_TIMEOUT", 5, "Seconds a request waits for a pooled connection")
-    db_pre_ping: bool = setting("SCIM_DB_PRE_PING", True, "Ping each connection as it leaves the pool")
+    db_pre_ping: bool = setting("SCIM_DB_PRE_PING", False, "Ping each connection as it leaves the pool")
 
     def to_config(self, instance_path: str) -> dict:
         """The settings under their app.config keys, with the database URL made final."""

@@ -19,6 +19,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 # Named constraints, so that migrations can refer to them on SQLite and PostgreSQL alike.
@@ -43,7 +44,9 @@ def durable_commit() -> None:
     (reads and their audit rows: a crash may lose the trail's last milliseconds); data changes never do."""
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(text("SET LOCAL synchronous_commit = on"))
+    db.session.info["committing"] = True  # from here on, a dropped connection leaves the outcome unknown
     db.session.commit()
+    db.session.info["committing"] = False
 
 
 def begin_write() -> None:
@@ -53,6 +56,37 @@ def begin_write() -> None:
     if db.session.get_bind().dialect.name == "sqlite":
         db.session.rollback()
         db.session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+
+
+def autocommit_reads() -> None:
+    """A request that only reads runs each statement as its own transaction on PostgreSQL: no BEGIN and no
+    COMMIT round trips (its audit row commits by itself, asynchronously). Each statement sees a consistent
+    snapshot, which is all READ COMMITTED gives a transaction anyway. Marked, so that a statement whose
+    connection was dropped may be run again on a new one (scim.reads.SessionRunner)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.rollback()  # nothing to lose: a fresh request's session has nothing open
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        db.session.info["reads_only"] = True
+
+
+def once_more_if_dropped(run):
+    """run(), and if the database had dropped the connection it used (a restart, a failover), run() again on a
+    new one, so that no connection needs a ping per request to find out first. Safe because nothing of the
+    first attempt remains: a read changes nothing, and a write's transaction that never reached COMMIT was
+    discarded with its connection. A failure during COMMIT is not retried (the write may have been made).
+    The failed connection also invalidates the pool's older ones, which are replaced as they are used."""
+    try:
+        return run()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated or db.session.info.get("committing"):
+            raise
+        reads_only = db.session.info.get("reads_only")
+        db.session.rollback()
+        if reads_only:
+            autocommit_reads()
+        else:
+            begin_write()
+        return run()
 
 
 def new_id() -> str:

@@ -1,8 +1,10 @@
 """The SCIM 2.0 protocol, mounted at /scim/v2."""
 
+import functools
+
 from flask import Blueprint, Flask, request
 
-from models import begin_write
+from models import autocommit_reads, begin_write, db, once_more_if_dropped
 from scim.audit import record, start_clock
 from scim.auth import require_token
 from scim.errors import unsupported_media_type
@@ -11,6 +13,7 @@ from scim.handlers import register_error_handlers
 PREFIX = "/scim/v2"
 JSON_TYPES = {"application/scim+json", "application/json", ""}
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+READS = {"GET", "HEAD"}
 SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 bp = Blueprint("scim", __name__, url_prefix=PREFIX)
@@ -25,6 +28,9 @@ def _before_request():
     if not is_scim_request():
         return
     start_clock()
+    db.session.info.update(reads_only=False, committing=False)
+    if request.method in READS:
+        autocommit_reads()
     require_token()
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype not in JSON_TYPES:
         # RFC 7644 §3.1: SCIM bodies are application/scim+json (application/json is accepted too).
@@ -51,10 +57,26 @@ def _after_request(response):
     return record(_options(response)) if is_scim_request() else response
 
 
+# Views that commit more than once: a retry would repeat what the first attempt committed. (Each operation of
+# a Bulk request is dispatched as a request of its own, with its own retry.)
+COMMITS_MORE_THAN_ONCE = {"scim.bulk"}
+
+
+def _once_more_if_dropped(view):
+    """The view runs again, on a new connection, if the database had dropped the one it used."""
+    @functools.wraps(view)
+    def run(*args, **kwargs):
+        return once_more_if_dropped(lambda: view(*args, **kwargs))
+    return run
+
+
 def register(app: Flask) -> None:
     from scim import bulk, discovery, groups, openapi, search, users  # noqa: F401  (routes attach themselves to bp)
 
     app.before_request(_before_request)
     app.after_request(_after_request)
     app.register_blueprint(bp)
+    for endpoint, view in app.view_functions.items():
+        if endpoint.startswith(bp.name + ".") and endpoint not in COMMITS_MORE_THAN_ONCE:
+            app.view_functions[endpoint] = _once_more_if_dropped(view)
     register_error_handlers(app)

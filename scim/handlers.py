@@ -90,7 +90,7 @@ def _from_misconfigured(problem: Problem):
 
 def _from_unavailable(exc: Exception):
     # Down, restarting, unreachable past the connect timeout, over the statement timeout, or the pool is
-    # exhausted: the client may retry, and the next request gets a fresh connection (pool_pre_ping).
+    # exhausted: the client may retry, and the pool renews the connections the database dropped.
     if _caused_by_the_request(exc):
         log.info("request beyond a database limit: %s", exc.orig)
         return error_response(invalid_value("the request is too large or complex for the database"))

@@ -9,7 +9,6 @@ scim/hotpath.py, on PostgreSQL) with the SQL compiled from the same statement: o
 from collections.abc import Callable
 
 from sqlalchemy import Integer, bindparam, null, select
-from sqlalchemy.exc import DBAPIError
 
 from models import User, db
 from scim.errors import not_found
@@ -60,20 +59,10 @@ LOOKUPS = {(attribute, g): _lookup(attribute, g) for attribute in LOOKUP_ATTRIBU
 
 
 class SessionRunner:
-    """Runs prepared statements in the request's session. A read request's session is in autocommit mode
-    (models.autocommit_reads): if its connection turns out to have been dropped (a database restart), the
-    statement is run once more on a new one, as reads change nothing."""
+    """Runs prepared statements in the request's session."""
 
     def rows(self, prepared: Prepared, params: dict) -> list:
-        statement = prepared.statement(db.session.get_bind().dialect.name)
-        try:
-            return db.session.execute(statement, params).all()
-        except DBAPIError as exc:
-            if not (exc.connection_invalidated and db.session.info.get("reads_only")):
-                raise
-            db.session.rollback()
-            db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            return db.session.execute(statement, params).all()
+        return db.session.execute(prepared.statement(db.session.get_bind().dialect.name), params).all()
 
 
 def user_with_groups(user_id: str, runner=None, with_groups: bool = True) -> tuple:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 from sqlalchemy import make_url, select, text, update
 
-from models import Token, begin_write, db, durable_commit, utcnow
+from models import Token, begin_write, db, durable_commit, once_more_if_dropped, utcnow
 from scim.credentials import CHANNEL, Credential, CredentialCache, listen
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # last_used is written at most once a minute per token
@@ -77,7 +77,7 @@ def find(secret: str) -> tuple[str, Credential] | None:
     if credential is not None:
         return hashed, credential
     generation = credentials.generation
-    token = db.session.scalar(select(Token).where(Token.secret_hash == hashed))
+    token = once_more_if_dropped(lambda: db.session.scalar(select(Token).where(Token.secret_hash == hashed)))
     if token is None or not hmac.compare_digest(token.secret_hash, hashed):
         return None
     credential = Credential(token.id, token.name, token.kind, token.expires, token.revoked, token.last_used)

@@ -122,6 +122,27 @@ def test_slow_database_gives_503_not_a_hung_request(app, make_app, make_user):
     assert after.status_code == 200 and after.json["active"] is False
 
 
+@postgres_only
+def test_a_database_restart_costs_no_failed_request_though_no_connection_is_pinged(own_postgres):
+    """The pooled connection the database dropped fails its first statement; the request runs once more on a
+    new connection (a read, and a write that never reached COMMIT, leave nothing behind)."""
+    with gunicorn(own_postgres.url, workers=1, SCIM_DB_PRE_PING=0) as (port, _):
+        assert request(port, "POST", "/scim/v2/Users", user_body("before@example.com"))[0] == 201
+        own_postgres.stop("fast")
+        own_postgres.start()
+        status, body, _ = request(port, "POST", "/scim/v2/Users", user_body("after@example.com"))
+        assert status == 201, body
+        own_postgres.stop("fast")
+        own_postgres.start()
+        status, body, _ = request(port, "GET", '/scim/v2/Users?filter=userName eq "after@example.com"'
+                                  .replace(" ", "%20"))
+        assert status == 200 and body["totalResults"] == 1, body
+    engine = create_engine(own_postgres.url)
+    with engine.connect() as connection:
+        assert sorted(connection.scalars(select(User.user_name))) == ["after@example.com", "before@example.com"]
+    engine.dispose()
+
+
 def test_reload_and_stop_drop_no_request(migrated, app):
     with gunicorn(migrated) as (port, server):
         results = []
