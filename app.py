@@ -64,15 +64,17 @@ def create_app(settings: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db)
 
-    if app.config["TRUST_PROXY"]:
-        # Behind ngrok or a reverse proxy: take scheme, host and client address from X-Forwarded-*.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
-
     from commands import audit_cli, tokens_cli
     from health import health
     from scim import register
+    from scim.hotpath import HotPath
 
     register(app)
+    # The reads IdPs send most, in front of Flask (PostgreSQL).
+    app.wsgi_app = app.extensions["scim.hotpath"] = HotPath(app, app.wsgi_app)
+    if app.config["TRUST_PROXY"]:
+        # Behind ngrok or a reverse proxy: take scheme, host and client address from X-Forwarded-*.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
     app.register_blueprint(health)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(audit_cli)

@@ -14,11 +14,12 @@ from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode
 
 from flask import Response, current_app, g, request
-from sqlalchemy import delete, insert
+from sqlalchemy import bindparam, delete, insert
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from models import AuditEntry, db, durable_commit, utcnow
+from scim.reads import Prepared
 from scim.requests import parse_json
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,13 @@ REDACTED = "[redacted]"
 MAX_BODY = 64 * 1024
 OPERATIONS = {"POST": "create", "PUT": "replace", "PATCH": "patch", "DELETE": "delete"}
 SECRETS_KEY = "scim.secrets"  # request.environ: the secret values this request applied (shared with Bulk)
+
+
+AUDIT_COLUMNS = ("at", "token_name", "client_ip", "user_agent", "method", "path", "resource_type", "resource_id",
+                 "operation", "status", "scim_type", "duration_ms", "request_body")
+# One INSERT for every request's row, built once, whichever path (Flask's or the hot path) answered it.
+AUDIT_INSERT = Prepared(lambda _dialect: insert(AuditEntry.__table__).values(
+    {column: bindparam(column) for column in AUDIT_COLUMNS}))
 
 
 def _bare(name: str) -> str:
@@ -106,8 +114,8 @@ def stored_body() -> str | None:
     return json.dumps(scrub(body, secrets) if secrets else body)[:MAX_BODY]
 
 
-def resource_of(response: Response) -> tuple[str | None, str | None]:
-    parts = request.path.split("/")  # ["", "scim", "v2", "Users", "<id>"]
+def resource_of(req, response: Response) -> tuple[str | None, str | None]:
+    parts = req.path.split("/")  # ["", "scim", "v2", "Users", "<id>"]
     kind = parts[3] if len(parts) > 3 else None
     resource_id = parts[4] if len(parts) > 4 else None
     if resource_id is None and response.status_code == 201 and "Location" in response.headers:
@@ -115,10 +123,10 @@ def resource_of(response: Response) -> tuple[str | None, str | None]:
     return kind, resource_id
 
 
-def operation_of(resource_id: str | None) -> str:
-    if request.method == "GET":
+def operation_of(method: str, resource_id: str | None) -> str:
+    if method == "GET":
         return "read" if resource_id else "list"
-    return OPERATIONS.get(request.method, request.method.lower())
+    return OPERATIONS.get(method, method.lower())
 
 
 # Query parameters that carry a credential by convention, whatever their name says.
@@ -153,22 +161,28 @@ def start_clock() -> None:
 
 
 def facts(response: Response) -> dict:
-    kind, resource_id = resource_of(response)
+    """The audit row of this Flask request, without its body."""
+    return request_facts(request, response, g.get("auth_name", "anonymous"),
+                         g.get("audit_started", time.perf_counter()))
+
+
+def request_facts(req, response: Response, token_name: str, started: float) -> dict:
+    """The audit row of a werkzeug request (Flask's, or the hot path's) and its response, without its body."""
+    kind, resource_id = resource_of(req, response)
     scim_type = None
     if response.status_code >= 400 and response.is_json:
         scim_type = (response.get_json(silent=True) or {}).get("scimType")
-    started = g.get("audit_started", time.perf_counter())
-    query = redact_query(request.query_string.decode(errors="replace"))
+    query = redact_query(req.query_string.decode(errors="replace"))
     return {key: value.replace("\x00", "") if isinstance(value, str) else value for key, value in {
         "at": utcnow(),
-        "token_name": g.get("auth_name", "anonymous"),
-        "client_ip": request.remote_addr,
-        "user_agent": (request.user_agent.string or "")[:255] or None,
-        "method": request.method[:10],
-        "path": (request.path + ("?" + query if query else ""))[:2048],
+        "token_name": token_name,
+        "client_ip": req.remote_addr,
+        "user_agent": (req.user_agent.string or "")[:255] or None,
+        "method": req.method[:10],
+        "path": (req.path + ("?" + query if query else ""))[:2048],
         "resource_type": kind[:20] if kind else None,
         "resource_id": resource_id[:64] if resource_id else None,
-        "operation": operation_of(resource_id),
+        "operation": operation_of(req.method, resource_id),
         "status": response.status_code,
         "scim_type": scim_type,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
@@ -180,11 +194,11 @@ def add_to_transaction(response: Response) -> bool:
     fits its column, so the row cannot make the write fail; if it cannot even be built, the write goes on
     and after_request tries again."""
     try:
-        statement, row = insert(AuditEntry.__table__), {**facts(response), "request_body": stored_body()}
+        row = {**facts(response), "request_body": stored_body()}
     except Exception:
         log.exception("could not build the audit row")
         return False
-    db.session.execute(statement, [row])  # a plain INSERT: no unit-of-work bookkeeping
+    db.session.execute(AUDIT_INSERT.statement(db.engine.dialect.name), row)  # no unit-of-work bookkeeping
     return True
 
 
@@ -208,7 +222,7 @@ def record(response: Response) -> Response:
         if db.engine.dialect.name == "sqlite":
             db.session.rollback()  # SQLite: a read transaction cannot always turn into a write one
         # Elsewhere a read request's own transaction carries the row (commits of the trail are asynchronous).
-        db.session.execute(insert(AuditEntry.__table__), [{**row, "request_body": stored_body()}])
+        db.session.execute(AUDIT_INSERT.statement(db.engine.dialect.name), {**row, "request_body": stored_body()})
         db.session.commit()
         one_in = current_app.config["SCIM_AUDIT_PRUNE_ONE_IN"]
         if one_in and random.randrange(one_in) == 0:  # now and then, so no cron job is needed
@@ -223,6 +237,7 @@ def record(response: Response) -> Response:
 
 
 def log_line(row: dict) -> None:
+    """The request's JSON line on stdout, when SCIM_ACCESS_LOG is on."""
     if current_app.config["SCIM_ACCESS_LOG"]:
         line = {"event": "scim_request", **row, "at": row["at"].isoformat()}
         sys.stdout.write(json.dumps(line) + "\n")

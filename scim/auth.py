@@ -9,6 +9,7 @@ header exactly as the admin typed it). Everything else is 401 with a Bearer chal
 import base64
 import binascii
 import hmac
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app, g, request
@@ -16,7 +17,7 @@ from sqlalchemy import func, select
 
 from models import AuditEntry, db, utcnow
 from scim.errors import ScimError, too_many_requests, unauthorized
-from scim.tokens import basic_secret, find, mark_used, state
+from scim.tokens import basic_secret, find, mark_used, state, use_is_due
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="scim"'}
 
@@ -44,9 +45,9 @@ def _slow_down_repeated_failures() -> None:
         raise too_many_requests("too many failed authentication attempts from this address; retry later", window)
 
 
-def _credential() -> tuple[str, str] | None:
+def _credential(header: str, config) -> tuple[str, str] | None:
     """(kind, secret) from the Authorization header, or None when it has no usable form."""
-    header = request.headers.get("Authorization", "").strip()
+    header = header.strip()
     scheme, _, rest = header.partition(" ")
     rest = rest.strip()
     if scheme.lower() == "bearer" and rest:
@@ -57,28 +58,48 @@ def _credential() -> tuple[str, str] | None:
         except (binascii.Error, UnicodeDecodeError):
             return None
         return "basic", basic_secret(user, password)
-    if header and not rest and current_app.config["SCIM_ACCEPT_BARE_TOKEN"]:
+    if header and not rest and config["SCIM_ACCEPT_BARE_TOKEN"]:
         return "bearer", header
     return None
 
 
-def require_token() -> None:
-    if "Authorization" not in request.headers:
-        raise _refuse("anonymous", "missing Authorization header")
-    credential = _credential()
+@dataclass(frozen=True)
+class Refusal:
+    reason: str  # for the audit trail's token_name
+    detail: str  # for the client
+
+
+def identify(header: str | None, read: bool = True) -> str | Refusal | None:
+    """The name of the credential the Authorization header carries, or why it is refused. With read=False
+    (the hot path, scim/hotpath.py), None wherever the answer needs the database: a credential this worker
+    has not kept, or one whose last use is due to be written."""
+    config = current_app.config
+    if header is None:
+        return Refusal("anonymous", "missing Authorization header")
+    credential = _credential(header, config)
     if credential is None:
-        raise _refuse("refused: malformed header", "the Authorization header must be 'Bearer <token>'")
+        return Refusal("refused: malformed header", "the Authorization header must be 'Bearer <token>'")
     kind, secret = credential
-    bootstrap = current_app.config["SCIM_BEARER_TOKEN"]
+    bootstrap = config["SCIM_BEARER_TOKEN"]
     if kind == "bearer" and bootstrap and hmac.compare_digest(secret.encode(), bootstrap.encode()):
-        g.auth_name, g.authenticated = "SCIM_BEARER_TOKEN", True
-        return
-    found = find(secret)
-    if found is None or found[1].kind != kind:
-        raise _refuse("refused: unknown token", "invalid credentials")
-    hashed, credential = found
-    credential_state = state(credential)
-    if credential_state != "active":
-        raise _refuse(f"refused: {credential_state} {credential.name}"[:120], f"this token is {credential_state}")
-    g.auth_name, g.authenticated = credential.name, True
-    mark_used(hashed, credential)
+        return "SCIM_BEARER_TOKEN"
+    found = find(secret, read)
+    if found is None:
+        return None if not read else Refusal("refused: unknown token", "invalid credentials")
+    hashed, stored = found
+    if stored.kind != kind:
+        return Refusal("refused: unknown token", "invalid credentials")
+    stored_state = state(stored)
+    if stored_state != "active":
+        return Refusal(f"refused: {stored_state} {stored.name}"[:120], f"this token is {stored_state}")
+    if not read and use_is_due(stored):
+        return None
+    mark_used(hashed, stored)
+    return stored.name
+
+
+def require_token() -> None:
+    found = identify(request.headers.get("Authorization"))
+    if isinstance(found, Refusal):
+        raise _refuse(found.reason, found.detail)
+    g.auth_name, g.authenticated = found, True

@@ -40,6 +40,7 @@ class CredentialCache:
         self.max_age = max_age
         self._entries: dict[str, tuple[Credential, float]] = {}
         self.generation = 0  # bumped by every clear(): a read begun before a change is not kept after it
+        self.listening_pid = None  # the process whose listener empties this cache (PostgreSQL)
 
     def get(self, hashed: str) -> Credential | None:
         entry = self._entries.get(hashed)

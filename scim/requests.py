@@ -13,10 +13,10 @@ from scim.schema import GROUP, GROUP_SCHEMA, USER, USER_SCHEMA, extensions
 from scim.serialize import Selection
 
 
-def base_url() -> str:
-    """The SCIM base URL of this request: request.url_root follows X-Forwarded-Proto/-Host when TRUST_PROXY is
-    on (ngrok, reverse proxies)."""
-    return f"{request.url_root}scim/v2/"
+def base_url(of=None) -> str:
+    """The SCIM base URL of this request (or of the werkzeug request `of`): url_root follows
+    X-Forwarded-Proto/-Host when TRUST_PROXY is on (ngrok, reverse proxies)."""
+    return f"{(of or request).url_root}scim/v2/"
 
 
 def _etags(header: str) -> set[str]:
@@ -82,8 +82,7 @@ def param(name: str) -> str | None:
     return request.args.get(name)
 
 
-def _int_arg(name: str, default: int) -> int:
-    raw = param(name)
+def int_value(name: str, raw: str | None, default: int) -> int:
     if raw is None or raw == "":
         return default
     try:
@@ -96,12 +95,15 @@ def _int_arg(name: str, default: int) -> int:
 MAX_START_INDEX = 2**62
 
 
-def page_args() -> tuple[int, int]:
+def page_bounds(start: str | None, count: str | None, config) -> tuple[int, int]:
     """RFC 7644 §3.4.2.4: startIndex is 1-based (below 1 means 1); count below 0 means 0, and is capped."""
-    start = min(max(_int_arg("startIndex", 1), 1), MAX_START_INDEX)
-    count = _int_arg("count", current_app.config["SCIM_DEFAULT_PAGE_SIZE"])
-    count = min(max(count, 0), current_app.config["SCIM_MAX_PAGE_SIZE"])
-    return start, count
+    first = min(max(int_value("startIndex", start, 1), 1), MAX_START_INDEX)
+    size = int_value("count", count, config["SCIM_DEFAULT_PAGE_SIZE"])
+    return first, min(max(size, 0), config["SCIM_MAX_PAGE_SIZE"])
+
+
+def page_args() -> tuple[int, int]:
+    return page_bounds(param("startIndex"), param("count"), current_app.config)
 
 
 def selection(name: str) -> Selection:

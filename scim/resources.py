@@ -12,14 +12,14 @@ def groups_if_wanted() -> tuple:
     return (groups_column(),) if wants("groups") else (null(),)
 
 
-def render_users(rows: list[tuple]) -> list[dict]:
-    """Page rows (user, groups as JSON) as SCIM users."""
-    base = base_url()
+def render_users(rows: list[tuple], base: str | None = None) -> list[dict]:
+    """Page rows (user, groups as JSON) as SCIM users, on this request's base URL unless given one."""
+    base = base or base_url()
     return [user_to_scim(user, groups_value(group_pairs(groups), base), base) for user, groups in rows]
 
 
-def render_user(user, groups: list[tuple[str, str]]) -> dict:
-    base = base_url()
+def render_user(user, groups: list[tuple[str, str]], base: str | None = None) -> dict:
+    base = base or base_url()
     return user_to_scim(user, groups_value(groups, base), base)
 
 

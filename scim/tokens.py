@@ -7,6 +7,7 @@ database alone cannot even confirm a guessed token.
 
 import hashlib
 import hmac
+import os
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -62,20 +63,22 @@ def cache() -> CredentialCache:
     if found is None:
         found = current_app.extensions["scim.credentials"] = CredentialCache(
             current_app.config["SCIM_TOKEN_CACHE_SECONDS"])
-    if db.engine.dialect.name == "postgresql":
+    if found.listening_pid != os.getpid() and db.engine.dialect.name == "postgresql":
         url = make_url(current_app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
         listen(url.render_as_string(hide_password=False), found)
+        found.listening_pid = os.getpid()
     return found
 
 
-def find(secret: str) -> tuple[str, Credential] | None:
+def find(secret: str, read: bool = True) -> tuple[str, Credential] | None:
     """(hash, credential) for a stored credential whose hash matches, compared in constant time once found by
-    its index; from this worker's cache when it was read within SCIM_TOKEN_CACHE_SECONDS."""
+    its index; from this worker's cache when it was read within SCIM_TOKEN_CACHE_SECONDS. With read=False,
+    only from the cache."""
     hashed = secret_hash(secret)
     credentials = cache()
     credential = credentials.get(hashed)
-    if credential is not None:
-        return hashed, credential
+    if credential is not None or not read:
+        return (hashed, credential) if credential is not None else None
     generation = credentials.generation
     token = once_more_if_dropped(lambda: db.session.scalar(select(Token).where(Token.secret_hash == hashed)))
     if token is None or not hmac.compare_digest(token.secret_hash, hashed):
@@ -85,9 +88,13 @@ def find(secret: str) -> tuple[str, Credential] | None:
     return hashed, credential
 
 
+def use_is_due(credential: Credential) -> bool:
+    return credential.last_used is None or utcnow() - aware(credential.last_used) > LAST_USED_RESOLUTION
+
+
 def mark_used(hashed: str, credential: Credential) -> None:
-    now = utcnow()
-    if credential.last_used is None or now - aware(credential.last_used) > LAST_USED_RESOLUTION:
+    if use_is_due(credential):
+        now = utcnow()
         # Committed on its own, before the view runs: a read-only request commits nothing else.
         db.session.execute(update(Token).where(Token.id == credential.id).values(last_used=now))
         db.session.commit()

@@ -55,6 +55,7 @@ def app(migrated):
         db.session.commit()
         yield app
         db.session.remove()
+        app.extensions["scim.hotpath"].close()
         db.engine.dispose()
 
 
@@ -70,6 +71,7 @@ def make_app(migrated):
     yield make
     for other in made:
         with other.app_context():
+            other.extensions["scim.hotpath"].close()
             db.engine.dispose()
 
 
