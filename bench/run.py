@@ -142,11 +142,12 @@ class Server:
                  postmaster: int | None, extra: tuple = ()):
         port = free_port()
         self.who, self.base, self.token = who, f"http://127.0.0.1:{port}/scim/v2", env.get("SCIM_BEARER_TOKEN", "-")
-        master = stack.enter_context(servers.gunicorn(app, port, args.workers, env,
+        serving = servers.Serving("sync", args.workers)
+        master = stack.enter_context(servers.gunicorn(app, port, serving, env,
                                                       os.path.join(workdir, f"{who}.log"), extra))
         self.memory = stack.enter_context(servers.MemoryWatch(master.pid))
         self.meter = servers.CpuMeter({"workers": master.pid, "postgres": postmaster})
-        print(f"{who}: {app} under gunicorn, {args.workers} sync workers, {self.base}", flush=True)
+        print(f"{who}: {app} under gunicorn, {serving}, {self.base}", flush=True)
 
 
 def seed_rest(plan: seed.GroupPlan, small: int, log: dict) -> dict:
