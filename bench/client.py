@@ -13,6 +13,13 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+# A client thread opens a new connection after this many requests. gunicorn's gthread workers keep a
+# connection alive and each accepts as many as come, so 8 long-lived connections can all end up in one worker
+# (one process, one core) for a whole scenario; reconnecting lets them spread again. Sync workers close every
+# connection after the answer anyway.
+RECONNECT_EVERY = 10
+
+
 # One connection
 
 class Client:
@@ -143,6 +150,8 @@ def run_concurrent(name: str, base_url: str, token: str, make_request, clients: 
             if follow:
                 follow(status, data)
             outcomes.append((status, took, data if not (isinstance(status, int) and status < 300) else b""))
+            if len(outcomes) % RECONNECT_EVERY == 0:
+                client.close()  # the next call connects afresh, to whichever worker accepts it
         client.close()
         with lock:
             for status, took, data in outcomes:

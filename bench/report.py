@@ -86,15 +86,19 @@ def targets(found: dict, small_lookup: str, users: int) -> list[dict]:
 
 def print_ratios(found: dict, out) -> None:
     """req/s and CPU ms per request (workers + PostgreSQL) side by side; each ratio says how close the service
-    comes to the floor (req/s: service's ÷ floor's; CPU: floor's ÷ service's)."""
+    comes to the floor (req/s: service's ÷ floor's; CPU: floor's ÷ service's). Last, the busiest worker's
+    share of the workers' CPU, service and floor (0.5: even over 2 workers; 1: one worker did it all)."""
     ours, theirs = by_name(found["service"]), by_name(found["floor"])
     figure = lambda value, spec: f"{'-' if value is None else format(value, spec)}"  # noqa: E731
     out.write(f"{'scenario':<28}{'req/s service':>14}{'floor':>9}{'ratio':>8}"
-              f"{'CPU ms/req service':>20}{'floor':>9}{'ratio':>8}\n")
+              f"{'CPU ms/req service':>20}{'floor':>9}{'ratio':>8}{'busiest worker':>16}{'floor':>7}\n")
     for name in (name for name in theirs if name in ours):
-        out.write(f"{name:<28}{ours[name]['rps']:>14.1f}{theirs[name]['rps']:>9.1f}"
-                  f"{figure(found['ratios'].get(name), '.3f'):>8}{figure(cpu_ms(ours[name]), '.2f'):>20}"
-                  f"{figure(cpu_ms(theirs[name]), '.2f'):>9}{figure(found['cpu_ratios'].get(name), '.3f'):>8}\n")
+        mine, floor = ours[name], theirs[name]
+        out.write(f"{name:<28}{mine['rps']:>14.1f}{floor['rps']:>9.1f}{figure(found['ratios'].get(name), '.3f'):>8}"
+                  f"{figure(cpu_ms(mine), '.2f'):>20}{figure(cpu_ms(floor), '.2f'):>9}"
+                  f"{figure(found['cpu_ratios'].get(name), '.3f'):>8}"
+                  f"{figure(mine.get('busiest_worker_share'), '.2f'):>16}"
+                  f"{figure(floor.get('busiest_worker_share'), '.2f'):>7}\n")
 
 
 def print_class(worker_class: str, found: dict, out) -> None:
@@ -106,7 +110,8 @@ def print_class(worker_class: str, found: dict, out) -> None:
             print_row(row, out)
     if found.get("cursor", "measured") != "measured":
         out.write(f"page_cursor: not measured: {found['cursor']}\n")
-    out.write(f"\n== {worker_class}: service ÷ floor (CPU: workers + PostgreSQL; its ratio is floor's ÷ service's)\n")
+    out.write(f"\n== {worker_class}: service ÷ floor (CPU: workers + PostgreSQL, its ratio floor's ÷ service's;"
+              " busiest worker: its share of the workers' CPU)\n")
     print_ratios(found, out)
     out.write(f"\n== {worker_class}: memory per worker (MB): peak (VmHWM), largest VmRSS sampled, VmRSS when"
               " first seen\n")

@@ -113,11 +113,16 @@ class CpuMeter:
         self.before = self._snapshot()
 
     def stop(self, requests: int) -> dict:
+        """CPU ms per request of each group, and the busiest worker's share of the workers' CPU: near 1 when
+        one process did the work of all (a gthread worker can take every keep-alive connection)."""
         after, tick = self._snapshot(), os.sysconf("SC_CLK_TCK")
-        spent = {name: sum(t - self.before.get(name, {}).get(pid, 0) for pid, t in pids.items())
-                 for name, pids in after.items()}
-        return {f"cpu_ms_{name}": round(ticks * 1000 / tick / requests, 2) if requests else None
-                for name, ticks in spent.items()}
+        each = {name: [t - self.before.get(name, {}).get(pid, 0) for pid, t in pids.items()]
+                for name, pids in after.items()}
+        found = {f"cpu_ms_{name}": round(sum(ticks) * 1000 / tick / requests, 2) if requests else None
+                 for name, ticks in each.items()}
+        workers = each.get("workers", [])
+        found["busiest_worker_share"] = round(max(workers) / sum(workers), 2) if sum(workers) else None
+        return found
 
 
 def postmaster_of(backend_pid: int) -> int | None:
