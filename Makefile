@@ -1,7 +1,8 @@
 # make run   - create .venv, install the server's requirements, apply migrations, serve http://127.0.0.1:5000/scim/v2
 # make test  - the whole suite, on SQLite and then on a throwaway PostgreSQL that the tests start themselves
 # make lint  - ruff over the whole tree (settings in pyproject.toml)
-# make bench - the load benchmark against its floor (bench/run.py; BENCH_ARGS=--quick for a smoke run)
+# make bench - the load benchmark against its floor, sync then gthread workers (bench/run.py;
+#              BENCH_ARGS=--quick for a smoke run, BENCH_ARGS="--worker-class sync" for one class)
 # make lock  - regenerate requirements.txt (server) and requirements-dev.txt (tests, lint) from pyproject.toml,
 #              keeping every pin they already hold
 VENV ?= .venv

@@ -1,17 +1,20 @@
 """The floor: a bare Flask app on the service's own tables, one SQL statement per request through psycopg 3.
 
     DATABASE_URL=postgresql://... gunicorn -w 2 -k sync -b 127.0.0.1:8001 --pythonpath bench baseline:app
+    DATABASE_URL=postgresql://... gunicorn -w 2 -k gthread --threads 4 -b 127.0.0.1:8001 --pythonpath bench baseline:app
 
 It answers only what the benchmark compares: Okta's lookup (`filter=userName eq "x"`, that one form), a user
 by id, a page of users (startIndex/count, with totalResults), and POST /Users (one INSERT of the user and
 its emails; a password is hashed with the same werkzeug function the service uses). No token check, no
-audit, no validation beyond what keeps it correct. One connection per worker process, opened on first use
-(after gunicorn forks), in autocommit mode: every statement is its own transaction.
+audit, no validation beyond what keeps it correct. One connection per worker thread (a sync worker has one
+thread, a gthread worker several, which must not queue on a shared connection), opened on first use (after
+gunicorn forks), in autocommit mode: every statement is its own transaction.
 """
 
 import json
 import os
 import re
+import threading
 import uuid
 
 import psycopg
@@ -37,15 +40,15 @@ SELECT * FROM u
 """
 
 app = Flask(__name__)
-_connection: psycopg.Connection | None = None
+_local = threading.local()
 
 
 def connection() -> psycopg.Connection:
-    global _connection
-    if _connection is None or _connection.closed:
+    conn = getattr(_local, "connection", None)
+    if conn is None or conn.closed:
         url = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
-        _connection = psycopg.connect(url, autocommit=True)
-    return _connection
+        conn = _local.connection = psycopg.connect(url, autocommit=True)
+    return conn
 
 
 def query(sql: str, params) -> list[tuple]:

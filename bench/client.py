@@ -13,6 +13,13 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+# A client thread opens a new connection after this many requests. gunicorn's gthread workers keep a
+# connection alive and each accepts as many as come, so 8 long-lived connections can all end up in one worker
+# (one process, one core) for a whole scenario; reconnecting lets them spread again. Sync workers close every
+# connection after the answer anyway.
+RECONNECT_EVERY = 10
+
+
 # One connection
 
 class Client:
@@ -108,6 +115,8 @@ def run_concurrent(name: str, base_url: str, token: str, make_request, clients: 
 
     A warm-up of `warmup` seconds (not counted) opens connections and fills the server's caches first.
     A meter, when given, is started after the warm-up and its stop(requests) dict joins the result.
+    A make_request with a `follow(status, body)` method is shown each answer, in the thread that asked
+    (a scenario that follows links from one answer to the next, such as nextCursor, keeps its state there).
     """
     if warmup > 0:
         run_concurrent(name, base_url, token, make_request, clients, warmup, max_requests, warmup=0)
@@ -129,6 +138,7 @@ def run_concurrent(name: str, base_url: str, token: str, make_request, clients: 
     def worker(index: int) -> None:
         rng = random.Random(f"{name}-{index}-{time.time_ns()}")
         client = Client(base_url, token)
+        follow = getattr(make_request, "follow", None)
         outcomes = []
         start.wait()
         while (n := claim()) is not None:
@@ -137,7 +147,11 @@ def run_concurrent(name: str, base_url: str, token: str, make_request, clients: 
                 status, data, took = client.call(method, path, body)
             except (OSError, http.client.HTTPException) as exc:
                 status, data, took = type(exc).__name__, str(exc).encode(), 0.0
+            if follow:
+                follow(status, data)
             outcomes.append((status, took, data if not (isinstance(status, int) and status < 300) else b""))
+            if len(outcomes) % RECONNECT_EVERY == 0:
+                client.close()  # the next call connects afresh, to whichever worker accepts it
         client.close()
         with lock:
             for status, took, data in outcomes:

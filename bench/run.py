@@ -1,17 +1,30 @@
-"""`make bench`: the service and the floor, measured in one go against the same PostgreSQL.
+"""`make bench`: the service and the floor, under each of gunicorn's worker classes, against one PostgreSQL.
 
-    .venv/bin/python bench/run.py [--quick] [--users N] [--clients C] [--seconds S] [--workers W]
+    .venv/bin/python bench/run.py [--quick] [--worker-class sync|gthread|both] [--threads T] [--workers W]
+                                  [--users N] [--clients C] [--seconds S] [--max-requests R] [--reps K]
 
 1. A throwaway PostgreSQL (tests/pg.py), or the empty database DATABASE_URL names; migrations applied.
-2. The first 10,000 users seeded (bench/seed.py); the service started under gunicorn (W sync workers on a
-   free loopback port); lookups measured at 10,000 users.
-3. The rest of the users and the groups seeded; VACUUM ANALYZE; the API checked to return a seeded user as
-   seeded; the floor (bench/baseline.py) started the same way and checked the same way.
-4. Each operation both answer measured on the service, then at once on the floor: pairs back to back, so
-   that other work on the machine weighs on both alike. Then the scenarios only the service answers.
-   Throughout, each worker's memory is sampled and each scenario's CPU per request is metered.
-5. The tables, the service/floor ratios and issue 5's targets printed; everything written to
-   bench/results/latest.json. Servers are stopped and the throwaway database removed on any exit.
+2. The first 10,000 users seeded (bench/seed.py). For each worker class in turn (sync: W workers; gthread:
+   W workers x T threads) the service is started under gunicorn on a free loopback port, lookups are
+   measured at 10,000 users, and it is stopped.
+3. The rest of the users and the groups seeded, once for the whole run; VACUUM ANALYZE.
+4. For each worker class in turn, the service and the floor (bench/baseline.py) started with that class
+   (the first class also checks that each returns a seeded user as seeded); each operation both answer
+   measured on the service, then at once on the floor: pairs back to back, so that other work on the
+   machine weighs on both alike. Then the scenarios only the service answers: PUT, PATCH, cursor pages
+   (bench/cursors.py; "not measured" unless /ServiceProviderConfig advertises them) and the group
+   scenarios. Both servers stopped, and the users the POST scenarios created deleted, so that the next
+   class meets the same tables. Throughout, each worker's memory is sampled and each scenario's CPU per
+   request (workers' and PostgreSQL's utime + stime) is metered.
+5. For each class the tables, the service/floor ratios by req/s and by CPU per request, memory; then issue
+   5's targets with each class's figure, met or missed; everything written to bench/results/latest.json
+   under "worker_classes". Servers are stopped and the throwaway database removed on any exit.
+
+Default budgets: each scenario runs C = 8 clients for 1 s of warm-up, then 10 s or 20,000 requests,
+whichever ends first (--quick: 2 s, 5,000); each group scenario 10 repetitions after an untimed one
+(--quick: 3); the cursor walk to 90 % of the users at most 60 s. With the defaults both classes come to
+about 8 minutes on 2 cores (30 timed scenarios of 11 s, groups, seeding, server starts), plus the cursor
+walks once the service pages by cursor; --quick takes 2 to 3.
 """
 
 import argparse
@@ -36,8 +49,17 @@ import seed  # noqa: E402
 import servers  # noqa: E402
 from app import create_app  # noqa: E402
 from client import Client, print_header, print_row, run_concurrent  # noqa: E402
+from cursors import measure_cursor  # noqa: E402
 from models import db  # noqa: E402
-from scenarios import FLOOR_SCENARIOS, USER_SCENARIOS, Dataset, lookup, measure_groups, measure_users  # noqa: E402
+from scenarios import (  # noqa: E402
+    FLOOR_SCENARIOS,
+    NEW_USER_PREFIX,
+    USER_SCENARIOS,
+    Dataset,
+    lookup,
+    measure_groups,
+    measure_users,
+)
 from tests.pg import free_port, throwaway_postgres  # noqa: E402
 
 PUT_SAMPLE = 20000  # users whose stored document the PUT scenario sends back
@@ -45,21 +67,29 @@ PUT_SAMPLE = 20000  # users whose stored document the PUT scenario sends back
 
 def options(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="SCIM load benchmark: the service against its floor")
+    parser.add_argument("--worker-class", choices=("sync", "gthread", "both"), default="both",
+                        help="gunicorn worker class of both servers; both: sync, then gthread (default)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker (default 4)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, for both servers")
     parser.add_argument("--users", type=int, help="users to seed (default 100000; --quick: 5000)")
     parser.add_argument("--groups", type=int, default=100, help="ordinary groups; every user is in one")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients")
-    parser.add_argument("--seconds", type=float, help="time budget per scenario (default 10; --quick: 3)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients, for each class")
+    parser.add_argument("--seconds", type=float, help="time budget per scenario (default 10; --quick: 2)")
     parser.add_argument("--max-requests", type=int, help="request budget per scenario (default 20000)")
     parser.add_argument("--reps", type=int, help="repetitions of each group scenario (default 10)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers, for both servers")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few users, short scenarios")
     parser.add_argument("--output", default=os.path.join(BENCH, "results", "latest.json"))
     args = parser.parse_args(argv)
     args.users = args.users or (5000 if args.quick else 100000)
-    args.seconds = args.seconds or (3 if args.quick else 10)
+    args.seconds = args.seconds or (2 if args.quick else 10)
     args.max_requests = args.max_requests or (5000 if args.quick else 20000)
     args.reps = args.reps or (3 if args.quick else 10)
+    args.worker_classes = ["sync", "gthread"] if args.worker_class == "both" else [args.worker_class]
     return args
+
+
+def serving(args, worker_class: str) -> servers.Serving:
+    return servers.Serving(worker_class, args.workers, args.threads if worker_class == "gthread" else 1)
 
 
 def machine() -> dict:
@@ -138,15 +168,77 @@ def verify(base: str, token: str, plan: seed.GroupPlan, groups: dict | None) -> 
 class Server:
     """One gunicorn-served app under measurement: where it answers, its memory watch and CPU meter."""
 
-    def __init__(self, stack: contextlib.ExitStack, who: str, app: str, env: dict, args, workdir: str,
-                 postmaster: int | None, extra: tuple = ()):
+    def __init__(self, stack: contextlib.ExitStack, who: str, app: str, env: dict, how: servers.Serving,
+                 workdir: str, postmaster: int | None, extra: tuple = ()):
         port = free_port()
         self.who, self.base, self.token = who, f"http://127.0.0.1:{port}/scim/v2", env.get("SCIM_BEARER_TOKEN", "-")
-        master = stack.enter_context(servers.gunicorn(app, port, args.workers, env,
-                                                      os.path.join(workdir, f"{who}.log"), extra))
+        log = os.path.join(workdir, f"{who}-{how.worker_class}.log")
+        master = stack.enter_context(servers.gunicorn(app, port, how, env, log, extra))
         self.memory = stack.enter_context(servers.MemoryWatch(master.pid))
         self.meter = servers.CpuMeter({"workers": master.pid, "postgres": postmaster})
-        print(f"{who}: {app} under gunicorn, {args.workers} sync workers, {self.base}", flush=True)
+        print(f"{who}: {app} under gunicorn, {how}, {self.base}", flush=True)
+
+    def keep(self, into: list):
+        """on_result for the scenarios: the row, with what else ran on the machine, kept and printed."""
+        def record(result):
+            into.append({**result.summary(), **neighbours()})
+            print_row(into[-1], label=f" ({self.who})")
+        return record
+
+
+class Bench:
+    """What every worker class is measured with: the database, the token, the budgets."""
+
+    def __init__(self, args, plan: seed.GroupPlan, url: str, workdir: str):
+        self.args, self.plan, self.workdir, self.token = args, plan, workdir, secrets.token_urlsafe(32)
+        self.postmaster = servers.postmaster_of(db.session.scalar(text("SELECT pg_backend_pid()")))
+        self.env = {"DATABASE_URL": url, "SCIM_BEARER_TOKEN": self.token, "SCIM_ACCESS_LOG": "0"}
+        self.budget = (args.clients, args.seconds, args.max_requests)
+
+    def service(self, stack: contextlib.ExitStack, how: servers.Serving) -> Server:
+        return Server(stack, "service", "app:create_app()", self.env, how, self.workdir, self.postmaster)
+
+    def floor(self, stack: contextlib.ExitStack, how: servers.Serving) -> Server:
+        return Server(stack, "floor", "baseline:app", {"DATABASE_URL": self.env["DATABASE_URL"]}, how,
+                      self.workdir, self.postmaster, extra=("--pythonpath", BENCH))
+
+    def lookups(self, how: servers.Serving, names: list[str]) -> dict:
+        """Lookups while the database holds only the first users, on a service started for them."""
+        rows = []
+        with contextlib.ExitStack() as stack:
+            service = self.service(stack, how)
+            print_header()
+            service.keep(rows)(run_concurrent(f"lookup_at_{len(names)}", service.base, self.token, lookup(names),
+                                              *self.budget, meter=service.meter))
+        return rows[0]
+
+    def measure(self, how: servers.Serving, data: Dataset, groups: dict, check: bool) -> dict:
+        """Every scenario with this worker class: each shared one on the service and at once on the floor,
+        then those only the service answers. `check`: first verify that both return the seeded data."""
+        found = {"serving": {**vars(how), "described": str(how)}, "service": [], "floor": []}
+        tag = how.worker_class
+        with contextlib.ExitStack() as stack:
+            service, floor = self.service(stack, how), self.floor(stack, how)
+            if check:
+                verify(service.base, self.token, self.plan, groups)
+                verify(floor.base, "-", self.plan, None)
+            print_header()
+            for name in FLOOR_SCENARIOS:
+                for server in (service, floor):
+                    measure_users(server.base, server.token, data, [name], *self.budget, tag=f"{server.who}-{tag}",
+                                  on_result=server.keep(found[server.who]), meter=server.meter)
+            rest = [name for name in USER_SCENARIOS if name not in FLOOR_SCENARIOS]
+            measure_users(service.base, self.token, data, rest, *self.budget, tag=f"service-{tag}",
+                          on_result=service.keep(found["service"]), meter=service.meter)
+            cursor = measure_cursor(service.base, self.token, data.total_users, *self.budget, meter=service.meter)
+            if isinstance(cursor, str):
+                print(f"page_cursor: not measured: {cursor}", flush=True)
+            else:
+                service.keep(found["service"])(cursor)
+            found["cursor"] = cursor if isinstance(cursor, str) else "measured"
+            measure_groups(service.base, self.token, data, self.args.reps, on_result=service.keep(found["service"]))
+        found["service_memory"], found["floor_memory"] = service.memory.report(), floor.memory.report()
+        return found
 
 
 def seed_rest(plan: seed.GroupPlan, small: int, log: dict) -> dict:
@@ -159,43 +251,24 @@ def seed_rest(plan: seed.GroupPlan, small: int, log: dict) -> dict:
     return groups
 
 
-def measure(args, plan: seed.GroupPlan, url: str, workdir: str, run: dict, stack: contextlib.ExitStack) -> None:
-    """Lookups at 10,000 users; the rest seeded; then each shared scenario on the service and at once on the
-    floor (pairs measured back to back, so that other work on the machine weighs on both alike); then the
-    scenarios only the service answers."""
-    postmaster = servers.postmaster_of(db.session.scalar(text("SELECT pg_backend_pid()")))
-    token = secrets.token_urlsafe(32)
-    env = {"DATABASE_URL": url, "SCIM_BEARER_TOKEN": token, "SCIM_ACCESS_LOG": "0"}
-    service = Server(stack, "service", "app:create_app()", env, args, workdir, postmaster)
+def measure(args, plan: seed.GroupPlan, url: str, workdir: str, run: dict) -> None:
+    """Lookups at 10,000 users for each worker class; the rest seeded; then each class measured in full, and
+    the users its POST scenarios created deleted before the next."""
+    bench = Bench(args, plan, url, workdir)
     small = min(10000, plan.users // 10)
-    budget = (args.clients, args.seconds, args.max_requests)
-
-    def keep(server: Server, into: list):
-        def record(result):
-            into.append({**result.summary(), **neighbours()})
-            print_row(into[-1], label=f" ({server.who})")
-        return record
-
-    print_header()
-    names = [seed.user_name(i) for i in range(small)]
-    keep(service, run["service"])(run_concurrent(f"lookup_at_{small}", service.base, token, lookup(names), *budget,
-                                                 meter=service.meter))
+    at_small = {name: bench.lookups(serving(args, name), [seed.user_name(i) for i in range(small)])
+                for name in args.worker_classes}
     groups = seed_rest(plan, small, run["seeding"])
-    verify(service.base, token, plan, groups)
-    floor = Server(stack, "floor", "baseline:app", {"DATABASE_URL": url}, args, workdir, postmaster,
-                   extra=("--pythonpath", BENCH))
-    verify(floor.base, "-", plan, None)
     data = dataset(plan, groups)
-    print_header()
-    for name in FLOOR_SCENARIOS:
-        for server, into in ((service, run["service"]), (floor, run["floor"])):
-            measure_users(server.base, server.token, data, [name], *budget, tag=server.who,
-                          on_result=keep(server, into), meter=server.meter)
-    rest = [name for name in USER_SCENARIOS if name not in FLOOR_SCENARIOS]
-    measure_users(service.base, token, data, rest, *budget, tag="service", on_result=keep(service, run["service"]),
-                  meter=service.meter)
-    measure_groups(service.base, token, data, args.reps, on_result=keep(service, run["service"]))
-    run["memory"] = {"service": service.memory, "floor": floor.memory}
+    for number, name in enumerate(args.worker_classes):
+        print(f"\n=== worker class {name}", flush=True)
+        found = run["worker_classes"][name] = bench.measure(serving(args, name), data, groups, check=number == 0)
+        found["service"].insert(0, at_small[name])
+        found["created_users_deleted"] = seed.delete_users_named(NEW_USER_PREFIX)
+        seed.vacuum_analyze()
+        found["ratios"] = report.ratios(found["service"], found["floor"])
+        found["cpu_ratios"] = report.cpu_ratios(found["service"], found["floor"])
+        found["targets"] = report.targets(found, f"lookup_at_{small}", plan.users)
 
 
 def main(argv=None) -> None:
@@ -204,8 +277,9 @@ def main(argv=None) -> None:
                           batch=min(1000, args.users // 10))
     small = min(10000, args.users // 10)
     run = {"command": " ".join(["bench/run.py"] + (argv if argv is not None else sys.argv[1:])),
-           "options": vars(args), "service": [], "floor": [], "seeding": {}, "started": time.strftime("%FT%T%z")}
+           "options": vars(args), "seeding": {}, "worker_classes": {}, "started": time.strftime("%FT%T%z")}
     workdir = tempfile.mkdtemp(prefix="scim-bench-")
+    began = time.monotonic()
     with contextlib.ExitStack() as stack:
         url = os.environ.get("DATABASE_URL") or stack.enter_context(throwaway_postgres("scim_bench"))
         migrate(url)
@@ -221,16 +295,12 @@ def main(argv=None) -> None:
         timed(log, f"users 0..{small}", seed.seed_users, 0, small)
         timed(log, f"memberships 0..{small}", seed.link_ordinary, plan, 0, small)
         seed.vacuum_analyze()
-        measure(args, plan, url, workdir, run, stack)
-    run["service_memory"] = run["memory"]["service"].report()
-    run["floor_memory"] = run.pop("memory")["floor"].report()
+        measure(args, plan, url, workdir, run)
     run["neighbours_at_end"] = neighbours()
-    run["ratios"] = report.ratios(run["service"], run["floor"])
-    run["cpu_ratios"] = report.cpu_ratios(run["service"], run["floor"])
-    run["targets"] = report.targets(run["service"], run["ratios"], run["service_memory"], f"lookup_at_{small}")
+    run["minutes"] = round((time.monotonic() - began) / 60, 1)
     report.print_report(run)
     report.write_json(run, args.output)
-    print(f"\nwritten: {os.path.relpath(args.output, REPO)}")
+    print(f"\nwritten: {os.path.relpath(args.output, REPO)} ({run['minutes']} minutes)")
 
 
 if __name__ == "__main__":

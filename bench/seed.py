@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import delete, func, insert, select, text
 
 from models import Group, Link, User, UserEmail, db
 from scenarios import GROUP_SCHEMA, okta_user_body
@@ -141,6 +141,14 @@ def insert_batched(table, rows) -> None:
             batch = []
     if batch:
         db.session.execute(insert(table), batch)
+
+
+def delete_users_named(prefix: str) -> int:
+    """Users whose userName starts with `prefix` (what the POST scenarios created); their emails and
+    memberships go with them (ON DELETE CASCADE)."""
+    deleted = db.session.execute(delete(User).where(User.user_name.startswith(prefix, autoescape=True))).rowcount
+    db.session.commit()
+    return deleted
 
 
 def vacuum_analyze() -> None:

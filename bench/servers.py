@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -112,11 +113,16 @@ class CpuMeter:
         self.before = self._snapshot()
 
     def stop(self, requests: int) -> dict:
+        """CPU ms per request of each group, and the busiest worker's share of the workers' CPU: near 1 when
+        one process did the work of all (a gthread worker can take every keep-alive connection)."""
         after, tick = self._snapshot(), os.sysconf("SC_CLK_TCK")
-        spent = {name: sum(t - self.before.get(name, {}).get(pid, 0) for pid, t in pids.items())
-                 for name, pids in after.items()}
-        return {f"cpu_ms_{name}": round(ticks * 1000 / tick / requests, 2) if requests else None
-                for name, ticks in spent.items()}
+        each = {name: [t - self.before.get(name, {}).get(pid, 0) for pid, t in pids.items()]
+                for name, pids in after.items()}
+        found = {f"cpu_ms_{name}": round(sum(ticks) * 1000 / tick / requests, 2) if requests else None
+                 for name, ticks in each.items()}
+        workers = each.get("workers", [])
+        found["busiest_worker_share"] = round(max(workers) / sum(workers), 2) if sum(workers) else None
+        return found
 
 
 def postmaster_of(backend_pid: int) -> int | None:
@@ -151,22 +157,37 @@ def tail(path: str, lines: int = 30) -> str:
         return "(no log)"
 
 
-def gunicorn_command(app: str, port: int, workers: int, config: str, extra: tuple = ()) -> list[str]:
+@dataclass(frozen=True)
+class Serving:
+    """How gunicorn serves both apps: `workers` processes of `worker_class`, each with `threads` threads
+    (1 for sync: one request at a time per process)."""
+    worker_class: str
+    workers: int
+    threads: int = 1
+
+    def __str__(self) -> str:
+        if self.worker_class == "sync":
+            return f"{self.workers} sync workers"
+        return f"{self.workers} {self.worker_class} workers x {self.threads} threads"
+
+
+def gunicorn_command(app: str, port: int, serving: Serving, config: str, extra: tuple = ()) -> list[str]:
     """Every setting explicit, from an empty config file: a gunicorn.conf.py in the working folder (which
     gunicorn would otherwise read) must not change what is measured, e.g. recycle workers mid-run. No
-    control socket: its default path is shared by every gunicorn of the user, test servers included."""
-    return [sys.executable, "-m", "gunicorn", "--config", config, "--workers", str(workers),
-            "--worker-class", "sync", "--bind", f"127.0.0.1:{port}", "--timeout", "60", "--no-control-socket",
-            *extra, app]
+    control socket: its default path is shared by every gunicorn of the user, test servers included.
+    --threads is given for sync workers too: with more than 1, gunicorn would switch them to gthread."""
+    return [sys.executable, "-m", "gunicorn", "--config", config, "--workers", str(serving.workers),
+            "--worker-class", serving.worker_class, "--threads", str(serving.threads),
+            "--bind", f"127.0.0.1:{port}", "--timeout", "60", "--no-control-socket", *extra, app]
 
 
 @contextlib.contextmanager
-def gunicorn(app: str, port: int, workers: int, env: dict, log_path: str, extra: tuple = ()):
-    """Serve `app` with `workers` sync workers on 127.0.0.1:port; yields the master's Popen."""
+def gunicorn(app: str, port: int, serving: Serving, env: dict, log_path: str, extra: tuple = ()):
+    """Serve `app` on 127.0.0.1:port as `serving` says; yields the master's Popen."""
     config = os.path.join(os.path.dirname(log_path), "gunicorn.conf.py")
     with open(config, "w") as empty:
         empty.write("# bench/servers.py passes every setting on the command line\n")
-    command = gunicorn_command(app, port, workers, config, extra)
+    command = gunicorn_command(app, port, serving, config, extra)
     with open(log_path, "ab") as log:
         log.write((" ".join(command) + "\n").encode())
         process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **env}, stdout=log,

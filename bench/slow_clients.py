@@ -68,9 +68,9 @@ def measure(worker_class: str, seconds: float, workdir: str, url: str) -> dict:
     env = {"DATABASE_URL": url, "SCIM_BEARER_TOKEN": token, "SCIM_ACCESS_LOG": "0"}
     subprocess.run([sys.executable, "manage.py", "db", "upgrade"], cwd=servers.REPO, check=True,
                    capture_output=True, env={**os.environ, **env})
-    extra = ("--worker-class", worker_class, "--threads", "4") if worker_class == "gthread" else ()
+    serving = servers.Serving(worker_class, 2, 4 if worker_class == "gthread" else 1)
     log = os.path.join(workdir, f"{worker_class}.log")
-    with servers.gunicorn("app:create_app()", port, 2, env, log, extra):
+    with servers.gunicorn("app:create_app()", port, serving, env, log):
         slow = [threading.Thread(target=slow_client, args=(port, token, seconds)) for _ in range(2)]
         for thread in slow:
             thread.start()
