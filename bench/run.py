@@ -60,6 +60,7 @@ from scenarios import (  # noqa: E402
     measure_groups,
     measure_users,
 )
+from scim.tokens import create_token  # noqa: E402
 from tests.pg import free_port, throwaway_postgres  # noqa: E402
 
 PUT_SAMPLE = 20000  # users whose stored document the PUT scenario sends back
@@ -169,9 +170,9 @@ class Server:
     """One gunicorn-served app under measurement: where it answers, its memory watch and CPU meter."""
 
     def __init__(self, stack: contextlib.ExitStack, who: str, app: str, env: dict, how: servers.Serving,
-                 workdir: str, postmaster: int | None, extra: tuple = ()):
+                 workdir: str, postmaster: int | None, extra: tuple = (), token: str = "-"):
         port = free_port()
-        self.who, self.base, self.token = who, f"http://127.0.0.1:{port}/scim/v2", env.get("SCIM_BEARER_TOKEN", "-")
+        self.who, self.base, self.token = who, f"http://127.0.0.1:{port}/scim/v2", token
         log = os.path.join(workdir, f"{who}-{how.worker_class}.log")
         master = stack.enter_context(servers.gunicorn(app, port, how, env, log, extra))
         self.memory = stack.enter_context(servers.MemoryWatch(master.pid))
@@ -190,13 +191,16 @@ class Bench:
     """What every worker class is measured with: the database, the token, the budgets."""
 
     def __init__(self, args, plan: seed.GroupPlan, url: str, workdir: str):
-        self.args, self.plan, self.workdir, self.token = args, plan, workdir, secrets.token_urlsafe(32)
+        self.args, self.plan, self.workdir = args, plan, workdir
+        # A stored token, as an IdP is given (`manage.py tokens create`), not the bootstrap token.
+        self.token = create_token(f"bench-{secrets.token_hex(4)}")[1]
         self.postmaster = servers.postmaster_of(db.session.scalar(text("SELECT pg_backend_pid()")))
-        self.env = {"DATABASE_URL": url, "SCIM_BEARER_TOKEN": self.token, "SCIM_ACCESS_LOG": "0"}
+        self.env = {"DATABASE_URL": url, "SCIM_ACCESS_LOG": "0"}
         self.budget = (args.clients, args.seconds, args.max_requests)
 
     def service(self, stack: contextlib.ExitStack, how: servers.Serving) -> Server:
-        return Server(stack, "service", "app:create_app()", self.env, how, self.workdir, self.postmaster)
+        return Server(stack, "service", "app:create_app()", self.env, how, self.workdir, self.postmaster,
+                      token=self.token)
 
     def floor(self, stack: contextlib.ExitStack, how: servers.Serving) -> Server:
         return Server(stack, "floor", "baseline:app", {"DATABASE_URL": self.env["DATABASE_URL"]}, how,

@@ -49,7 +49,10 @@ def _bare(name: str) -> str:
 
 
 def is_secret_name(name) -> bool:
-    return isinstance(name, str) and any(word in _bare(name) for word in SECRET_WORDS)
+    if not isinstance(name, str):
+        return False
+    bare = _bare(name)
+    return any(word in bare for word in SECRET_WORDS)
 
 
 def redact(value):

@@ -222,9 +222,14 @@ def _datetime(value) -> datetime:
         raise invalid_filter(f"{value!r} is outside the range of dates this service can compare") from None
 
 
-def case_folded(spec: Column, value: str) -> tuple:
-    """A string comparison's column and operand: both lower-cased unless the attribute is caseExact."""
-    return (spec.column, value) if spec.case_exact else (func.lower(spec.column), value.lower())
+def folded_column(spec: Column):
+    """A string comparison's column: lower-cased unless the attribute is caseExact (RFC 7643 §2.1)."""
+    return spec.column if spec.case_exact else func.lower(spec.column)
+
+
+def folded_value(spec: Column, value: str) -> str:
+    """A string comparison's operand, folded as folded_column folds the column."""
+    return value if spec.case_exact else value.lower()
 
 
 def compare(spec: Column, op: Op, value, name: str) -> ColumnElement:
@@ -246,7 +251,7 @@ def compare(spec: Column, op: Op, value, name: str) -> ColumnElement:
     elif not isinstance(value, str):
         raise invalid_filter(f"{name} is a string: compare it with a quoted value")
     else:
-        column, value = case_folded(spec, value)
+        column, value = folded_column(spec), folded_value(spec, value)
     if op == Op.co:
         return column.contains(value, autoescape=True)
     if op == Op.sw:

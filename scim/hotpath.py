@@ -63,13 +63,13 @@ class CursorRunner:
         self.local = threading.local()
 
     def rows(self, prepared, params: dict) -> list:
-        sql, defaults = prepared.sql(self.engine.dialect)
+        sql, defaults, returns_rows = prepared.sql(self.engine.dialect)
         for attempt in (1, 2):
             fairy = self._connection()
             try:
                 with fairy.driver_connection.cursor() as cursor:
                     cursor.execute(sql, {**defaults, **params})
-                    return cursor.fetchall() if cursor.description else []
+                    return cursor.fetchall() if returns_rows else []
             except psycopg.OperationalError:
                 if not fairy.driver_connection.broken or attempt == 2:
                     raise  # a statement timeout, say: Flask's path answers it

@@ -8,12 +8,12 @@ scim/hotpath.py, on PostgreSQL) with the SQL compiled from the same statement: o
 
 from collections.abc import Callable
 
-from sqlalchemy import Integer, bindparam, null, select
+from sqlalchemy import Integer, bindparam, func, null, select
 
 from models import User, db
 from scim.errors import not_found
-from scim.filters import USER_MAP, case_folded
-from scim.store import group_pairs, groups_column, page_rows, page_statement, records, valid_id
+from scim.filters import USER_MAP, folded_column, folded_value
+from scim.store import group_pairs, groups_column, page_rows, records, valid_id
 
 LOOKUP_ATTRIBUTES = ("username", "externalid")  # the attributes IdPs look users up by
 
@@ -31,11 +31,13 @@ class Prepared:
             self._statements[dialect] = self._build(dialect)
         return self._statements[dialect]
 
-    def sql(self, dialect) -> tuple[str, dict]:
-        """(SQL text, default parameters) for a dialect object, e.g. psycopg's: what a DBAPI cursor runs."""
+    def sql(self, dialect) -> tuple[str, dict, bool]:
+        """(SQL text, default parameters, whether it returns rows) for a dialect object, e.g. psycopg's: what a
+        DBAPI cursor runs."""
         if dialect.name not in self._compiled:
             compiled = self.statement(dialect.name).compile(dialect=dialect)
-            self._compiled[dialect.name] = (compiled.string, dict(compiled.params))
+            returns_rows = not (compiled.isinsert or compiled.isupdate or compiled.isdelete)
+            self._compiled[dialect.name] = (compiled.string, dict(compiled.params), returns_rows)
         return self._compiled[dialect.name]
 
 
@@ -49,13 +51,23 @@ USER_BY_ID = {with_groups: Prepared(lambda dialect, g=with_groups: select(*User.
 
 
 def _lookup(attribute: str, with_groups: bool) -> Prepared:
-    column = case_folded(USER_MAP.scalars[attribute], "")[0]
-    return Prepared(lambda dialect: page_statement(
-        User, column == bindparam("value"), [], bindparam("offset", type_=Integer),
-        bindparam("limit", type_=Integer), (_groups(with_groups, dialect),)))
+    """The page of users whose attribute equals the value, each row with the total of matches (a window
+    count: no second scan for the total; ordered as the general path orders a page)."""
+    table = User.__table__
+    matches = folded_column(USER_MAP.scalars[attribute]) == bindparam("value")
+    return Prepared(lambda dialect: select(func.count().over().label("total"), *table.c, _groups(with_groups, dialect))
+                    .where(matches).order_by(table.c.created, table.c.id)
+                    .offset(bindparam("offset", type_=Integer)).limit(bindparam("limit", type_=Integer)))
+
+
+def _lookup_total(attribute: str) -> Prepared:
+    """The total alone, for a page that came back empty (startIndex past the matches, or count=0)."""
+    matches = folded_column(USER_MAP.scalars[attribute]) == bindparam("value")
+    return Prepared(lambda _dialect: select(func.count()).select_from(User).where(matches))
 
 
 LOOKUPS = {(attribute, g): _lookup(attribute, g) for attribute in LOOKUP_ATTRIBUTES for g in (True, False)}
+LOOKUP_TOTALS = {attribute: _lookup_total(attribute) for attribute in LOOKUP_ATTRIBUTES}
 
 
 class SessionRunner:
@@ -75,8 +87,13 @@ def user_with_groups(user_id: str, runner=None, with_groups: bool = True) -> tup
 
 
 def lookup(attribute: str, value: str, start: int, count: int, with_groups: bool, runner=None) -> tuple:
-    """The page of users whose `attribute` equals `value` (by its caseExact), and their total: the same rows
-    and order as the general list path gives for `filter=<attribute> eq "<value>"`."""
-    operand = case_folded(USER_MAP.scalars[attribute], value)[1]
-    params = {"value": operand, "offset": start - 1, "limit": count}
-    return page_rows(User, (runner or SessionRunner()).rows(LOOKUPS[(attribute, with_groups)], params))
+    """The page of users whose `attribute` equals `value` (by its caseExact), and their total: the same rows,
+    order and total as the general list path gives for `filter=<attribute> eq "<value>"`."""
+    runner = runner or SessionRunner()
+    params = {"value": folded_value(USER_MAP.scalars[attribute], value), "offset": start - 1, "limit": count}
+    rows = runner.rows(LOOKUPS[(attribute, with_groups)], params)
+    if rows:
+        return page_rows(User, rows)
+    empty = start > 1 or count == 0  # else no row means no match
+    total = runner.rows(LOOKUP_TOTALS[attribute], {"value": params["value"]})[0][0] if empty else 0
+    return [], total

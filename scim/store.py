@@ -60,8 +60,7 @@ def page(model, where: ColumnElement | None, order: list, start: int, count: int
 def page_statement(model, where: ColumnElement | None, order: list, offset, limit, extra: tuple = ()):
     """The page in ONE statement: a count subquery, LEFT JOINed to the page, so that even an empty page brings
     the total. The page is picked as ids first (an index-only scan: deep pages skip index entries, not rows),
-    then joined to the rows. `extra` columns (e.g. a user's groups) ride along. `offset` and `limit` are
-    numbers or bound parameters (scim.reads builds the statements sent most once, with parameters)."""
+    then joined to the rows. `extra` columns (e.g. a user's groups) ride along."""
     table = model.__table__
     matches = select(model.id)
     total = select(func.count().label("total")).select_from(model)

@@ -6,14 +6,14 @@ import pathlib
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import null, select
 from werkzeug.security import check_password_hash
 
 from models import Group, User, db, utcnow
 from scim.errors import ScimError
 from scim.filters import USER_MAP, filter_to_where, matches, parse_filter
 from scim.patch import Limits, apply_patch, operations
-from scim.reads import user_with_groups
+from scim.reads import lookup, user_with_groups
 from scim.schema import USER
 from scim.serialize import Selection, group_to_scim, members_value, select_attributes, user_to_scim
 from scim.store import (
@@ -89,6 +89,21 @@ def test_store_members_keep_the_display_sent_and_pages_count_in_one_go(app):
     assert members_of([group.id])[group.id] == [(bob.id, "bob@example.com")]
     rows, total = page(User, filter_to_where('userName sw "A"', USER_MAP), [], 1, 10)
     assert total == 1 and rows[0][0].user_name == "ann@example.com"
+
+
+@pytest.mark.parametrize("attribute, value", [("username", "TWIN@example.com"), ("externalid", "shared"),
+                                              ("externalid", "SHARED"), ("username", "nobody@example.com")])
+@pytest.mark.parametrize("start, count", [(1, 100), (1, 1), (2, 1), (3, 10), (1, 0), (50, 10)])
+def test_the_lookup_statement_gives_what_the_general_page_gives(app, attribute, value, start, count):
+    stored_user("twin@example.com", externalId="shared")
+    for name in ("a@example.com", "b@example.com"):
+        stored_user(name, externalId="shared")
+    db.session.commit()
+    general_rows, general_total = page(User, filter_to_where(f'{attribute} eq "{value}"', USER_MAP), [],
+                                       start, count, (null(),))
+    rows, total = lookup(attribute, value, start, count, with_groups=False)
+    assert total == general_total
+    assert [vars(row[0]) for row in rows] == [vars(row[0]) for row in general_rows]
 
 
 # Filters: the same caseExact rules in SQL and in PATCH value filters.
