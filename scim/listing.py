@@ -2,9 +2,10 @@
 
 from collections.abc import Callable
 
-from scim.filters import AttributeMap, filter_to_where, sort_order
+from scim.filters import AttributeMap, filter_to_where
 from scim.requests import check_filter_length, page_args, param
 from scim.responses import list_response
+from scim.sorting import sort_order
 from scim.store import page
 
 
