@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from scim2_models import Path
 from scim2_models.exceptions import SCIMException
 from scim2_models.path import AttrPath
-from sqlalchemy import ColumnElement, UnaryExpression, func
+from sqlalchemy import ColumnElement, String, UnaryExpression, func
 
 from scim.errors import invalid_value
 from scim.filters import AttributeMap, scalar_for
@@ -51,7 +51,9 @@ def sort_key(sort_by: str | None, sort_order: str | None, attributes: AttributeM
     spec = scalar_for(path, attributes) if isinstance(path, AttrPath) else None
     if spec is None:
         raise invalid_value(f"sortBy {sort_by!r} is not a sortable attribute")
-    column = func.lower(spec.column) if spec.type == "string" and not spec.case_exact else spec.column
+    column = spec.column
+    if spec.type == "string" and not spec.case_exact:
+        column = func.lower(column, type_=String())  # typed, so that a cursor's value binds as text
     # A table column says whether it can be NULL; a value inside the JSON document always can.
     nullable = getattr(getattr(spec.column, "expression", spec.column), "nullable", True)
     return SortKey(column, descending, nullable)
