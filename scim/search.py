@@ -49,6 +49,10 @@ def sort_order_or_none(attributes):
 @bp.post("/.search")
 def search_everything():
     use_search_body()
+    if param("cursor") is not None:
+        # Users then Groups, each in its own order: one position cannot span both lists.
+        raise invalid_value("cursor paging is offered on /Users, /Groups and their /.search; page a search of "
+                            "both with startIndex")
     start, count = page_args()
     skip, resources, total = start - 1, [], 0
     for model, where, order, render, extra in _queries():
