@@ -97,6 +97,8 @@ class Settings(FromEnvironment):
     max_json_depth: int = setting("SCIM_MAX_JSON_DEPTH", 32, "The deepest nesting a body may have")
     default_page_size: int = setting("SCIM_DEFAULT_PAGE_SIZE", 100, "The count of a list request that gives none")
     max_page_size: int = setting("SCIM_MAX_PAGE_SIZE", 1000, "The cap on count")
+    cursor_timeout: int = setting(
+        "SCIM_CURSOR_TIMEOUT", 3600, "Seconds a paging cursor stays valid after its page; 0: no limit")
     bulk_max_operations: int = setting("SCIM_BULK_MAX_OPERATIONS", 100, "The most operations in one /Bulk request")
     bulk_max_payload: int = setting("SCIM_BULK_MAX_PAYLOAD", 1024 * 1024, "The largest /Bulk body in bytes")
     bulk_time_budget: float = setting("SCIM_BULK_TIME_BUDGET", 30.0, "Seconds a /Bulk request may spend")

@@ -68,6 +68,29 @@ def page(start_low: int, start_high: int, count: int = 100):
     return lambda rng, n: ("GET", f"/Users?startIndex={rng.randint(start_low, start_high)}&count={count}", None)
 
 
+def deep_cursors(base_url: str, token: str, total: int, count: int = 100) -> list[str]:
+    """The nextCursors of the pages in the last 10 % of the users, from one walk by cursor (RFC 9865) with
+    the scenario's count (a cursor is bound to it) and ids only. Cursors cannot be made up: they are signed."""
+    client = Client(base_url, token)
+    found, seen, cursor = [], 0, ""
+    try:
+        while True:
+            body = client.json("GET", f"/Users?cursor={cursor}&count={count}&attributes=id")
+            seen += len(body["Resources"])
+            if "nextCursor" not in body:
+                return found or [""]
+            cursor = body["nextCursor"]
+            if seen >= total * 0.9:
+                found.append(cursor)
+    finally:
+        client.close()
+
+
+def page_cursor(cursors: list[str], count: int = 100):
+    """A cursor page deep in the users: it should cost what the first page does (page_first)."""
+    return lambda rng, n: ("GET", f"/Users?cursor={rng.choice(cursors)}&count={count}", None)
+
+
 def create_user(tag: str, with_password: bool):
     def make(rng, n):
         name = f"{NEW_USER_PREFIX}{tag}-{n}-{rng.getrandbits(40):010x}@example.com"
@@ -191,7 +214,7 @@ def delete_created(client: Client, data: Dataset) -> None:
 # The plan
 
 FLOOR_SCENARIOS = ("lookup", "get_user", "page_first", "page_deep", "create_user", "create_user_password")
-USER_SCENARIOS = FLOOR_SCENARIOS + ("replace_user", "deactivate_user")
+USER_SCENARIOS = FLOOR_SCENARIOS + ("page_cursor_deep", "replace_user", "deactivate_user")
 
 
 def user_scenarios(data: Dataset, tag: str) -> dict:
@@ -215,10 +238,14 @@ def measure_users(base_url: str, token: str, data: Dataset, names, clients: int,
     scenarios = user_scenarios(data, tag)
     results = []
     for name in names:
-        result = run_concurrent(name, base_url, token, scenarios[name], clients, seconds, max_requests,
-                                meter=meter)
+        make = scenarios.get(name)
+        if name == "page_cursor_deep":  # its cursors come from walking this server first (not timed)
+            make = page_cursor(deep_cursors(base_url, token, data.total_users))
+        result = run_concurrent(name, base_url, token, make, clients, seconds, max_requests, meter=meter)
         if name == "page_deep":
             result.note = f"startIndex {int(data.total_users * 0.9) + 1}..{max(1, data.total_users - 99)}"
+        if name == "page_cursor_deep":
+            result.note = "cursors of the pages in the last 10 % of the users"
         results.append(result)
         if on_result:
             on_result(result)

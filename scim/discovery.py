@@ -196,6 +196,16 @@ def resource_type_to_scim(name: str, endpoint: str, table: Attr, description: st
     }
 
 
+def pagination(config) -> dict:
+    """RFC 9865 §4: both paging methods, index paging the default (RFC 9865 §2.4: what clients that predate
+    cursors, Okta and Entra ID among them, expect). The sizes and the timeout are positive integers when
+    given, so a setting of 0 is left out."""
+    advertised = {"cursor": True, "index": True, "defaultPaginationMethod": "index"}
+    sizes = {"defaultPageSize": min(config["SCIM_DEFAULT_PAGE_SIZE"], config["SCIM_MAX_PAGE_SIZE"]),
+             "maxPageSize": config["SCIM_MAX_PAGE_SIZE"], "cursorTimeout": config["SCIM_CURSOR_TIMEOUT"]}
+    return advertised | {name: value for name, value in sizes.items() if value > 0}
+
+
 def service_provider_config() -> dict:
     config = current_app.config
     return {
@@ -206,6 +216,7 @@ def service_provider_config() -> dict:
                  "maxPayloadSize": config["SCIM_BULK_MAX_PAYLOAD"]},
         # A list never returns more than SCIM_MAX_PAGE_SIZE resources at once (requests.page_args).
         "filter": {"supported": True, "maxResults": config["SCIM_MAX_PAGE_SIZE"]},
+        "pagination": pagination(config),
         "changePassword": {"supported": True},
         "sort": {"supported": True},
         "etag": {"supported": True},

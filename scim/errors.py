@@ -8,7 +8,7 @@ SCIM_MEDIA_TYPE = "application/scim+json"
 
 
 class ScimType(StrEnum):
-    """RFC 7644 §3.12, Table 9."""
+    """RFC 7644 §3.12, Table 9; and the cursor paging errors of RFC 9865 §2.1, Table 3."""
 
     INVALID_FILTER = "invalidFilter"
     TOO_MANY = "tooMany"
@@ -20,12 +20,15 @@ class ScimType(StrEnum):
     INVALID_VALUE = "invalidValue"
     INVALID_VERS = "invalidVers"
     SENSITIVE = "sensitive"
+    INVALID_CURSOR = "invalidCursor"
+    EXPIRED_CURSOR = "expiredCursor"
+    INVALID_COUNT = "invalidCount"
 
 
 # Every status the service answers with, and what it means here (the OpenAPI description uses these).
 STATUSES = {
     304: "Not modified: If-None-Match names the current version",
-    400: "The request is invalid (scimType says how: invalidSyntax, invalidValue, invalidFilter, ...)",
+    400: "The request is invalid (scimType says how: invalidSyntax, invalidValue, invalidFilter, invalidCursor, ...)",
     401: "Missing or invalid credentials",
     403: "Filters are not supported on discovery endpoints",
     404: "No such resource",
@@ -81,6 +84,18 @@ def no_target(detail: str) -> ScimError:
 
 def mutability(detail: str) -> ScimError:
     return ScimError(400, detail, ScimType.MUTABILITY)
+
+
+def invalid_cursor(detail: str) -> ScimError:
+    return ScimError(400, detail, ScimType.INVALID_CURSOR)
+
+
+def expired_cursor(detail: str) -> ScimError:
+    return ScimError(400, detail, ScimType.EXPIRED_CURSOR)
+
+
+def invalid_count(detail: str) -> ScimError:
+    return ScimError(400, detail, ScimType.INVALID_COUNT)
 
 
 # Other statuses

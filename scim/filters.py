@@ -7,7 +7,7 @@ filtering, counting and paging happen in the database. An attribute not in the m
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from scim2_models import Path, ScimFilter
+from scim2_models import ScimFilter
 from scim2_models.exceptions import SCIMException
 from scim2_models.path import (
     AttrPath,
@@ -24,7 +24,7 @@ from scim2_models.path import (
 from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select
 
 from models import Group, Link, User, UserEmail
-from scim.errors import ScimError, ScimType, invalid_filter, invalid_value
+from scim.errors import ScimError, ScimType, invalid_filter
 from scim.grammar import simple_equality
 from scim.schema import GROUP, USER, Attr, find_attr
 
@@ -344,26 +344,6 @@ class _SqlBuilder(FilterVisitor[ColumnElement]):
             raise UnknownAttribute(str(node.attr_path))
         inner = _SqlBuilder(self.attributes, within=multi).visit(node.val_filter)
         return self._exists(multi, inner)
-
-
-def sort_order(sort_by: str | None, sort_order: str | None, attributes: AttributeMap) -> list:
-    """ORDER BY terms for sortBy/sortOrder (RFC 7644 §3.4.2.3): strings by their caseExact rule,
-    resources without the attribute last when ascending, first when descending."""
-    if sort_order and sort_order.lower() not in ("ascending", "descending"):
-        raise invalid_value("sortOrder must be ascending or descending")
-    if not sort_by:
-        return []
-    try:
-        path = Path(sort_by).ast
-    except (SCIMException, ValueError):
-        raise invalid_value(f"sortBy {sort_by!r} is not an attribute") from None
-    spec = scalar_for(path, attributes) if isinstance(path, AttrPath) else None
-    if spec is None:
-        raise invalid_value(f"sortBy {sort_by!r} is not a sortable attribute")
-    column = func.lower(spec.column) if spec.type == "string" and not spec.case_exact else spec.column
-    if sort_order and sort_order.lower() == "descending":
-        return [column.desc().nulls_first()]
-    return [column.asc().nulls_last()]
 
 
 # The same rules in Python, for PATCH value filters on values held in the resource (RFC 7644 §3.5.2:

@@ -119,11 +119,22 @@ def strict(required: list[str], properties: dict, **extra) -> dict:
             **extra}
 
 
-def list_of(items: dict) -> dict:
+def list_of(items: dict, cursors: bool = False) -> dict:
+    """A ListResponse: paged by index (startIndex), or, where `cursors`, by cursor (RFC 9865 §2: no startIndex,
+    nextCursor on every page but the last, previousCursor where there is one)."""
     count = {"type": "integer", "minimum": 0}
-    return strict(["schemas", "totalResults", "startIndex", "itemsPerPage", "Resources"], {
-        "schemas": urns(LIST_SCHEMA), "totalResults": count, "startIndex": {"type": "integer", "minimum": 1},
-        "itemsPerPage": count, "Resources": {"type": "array", "items": items}})
+    properties = {"schemas": urns(LIST_SCHEMA), "totalResults": count,
+                  "startIndex": {"type": "integer", "minimum": 1}, "itemsPerPage": count,
+                  "Resources": {"type": "array", "items": items}}
+    if not cursors:
+        return strict(["schemas", "totalResults", "startIndex", "itemsPerPage", "Resources"], properties)
+    cursor = {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}
+    properties.update(nextCursor={**cursor, "description": "The cursor of the next page; absent on the last"},
+                      previousCursor={**cursor, "description": "The cursor of the previous page"})
+    return strict(["schemas", "totalResults", "itemsPerPage", "Resources"], properties, oneOf=[
+        {"required": ["startIndex"], "not": {"anyOf": [{"required": ["nextCursor"]},
+                                                         {"required": ["previousCursor"]}]}},
+        {"not": {"required": ["startIndex"]}}])
 
 
 def messages(max_operations: int) -> dict:
@@ -151,8 +162,8 @@ def messages(max_operations: int) -> dict:
             "schemas": urns(ERROR_SCHEMA), "status": {**status, "description": "The HTTP status, as a string"},
             "detail": {"type": "string"},
             "scimType": {"enum": [str(kind) for kind in ScimType]}}),
-        "UserListResponse": list_of(ref("User")),
-        "GroupListResponse": list_of(ref("Group")),
+        "UserListResponse": list_of(ref("User"), cursors=True),
+        "GroupListResponse": list_of(ref("Group"), cursors=True),
         "ResourceListResponse": list_of({"anyOf": [ref("User"), ref("Group")]}),
         "PatchOp": {"type": "object", "required": ["Operations"], "properties": {
             "schemas": urns(PATCH_SCHEMA),
@@ -167,7 +178,9 @@ def messages(max_operations: int) -> dict:
             "schemas": urns(SEARCH_SCHEMA), "attributes": words, "excludedAttributes": words,
             "filter": {"type": "string"}, "sortBy": {"type": "string"},
             "sortOrder": {"enum": ["ascending", "descending"]},
-            "startIndex": {"type": "integer"}, "count": {"type": "integer"}}},
+            "startIndex": {"type": "integer"}, "count": {"type": "integer"},
+            "cursor": {"type": "string", "description": "RFC 9865: empty for the first page, then a nextCursor "
+                       "or previousCursor; only on /Users/.search and /Groups/.search"}}},
         "BulkRequest": {"type": "object", "required": ["Operations"], "properties": {
             "schemas": urns(BULK_REQUEST), "failOnErrors": {"type": "integer", "minimum": 1},
             "Operations": {"type": "array", "maxItems": max_operations, "items": {
@@ -185,6 +198,11 @@ def messages(max_operations: int) -> dict:
             "bulk": strict(["supported"], {"supported": {"type": "boolean"}, "maxOperations": {"type": "integer"},
                                            "maxPayloadSize": {"type": "integer"}}),
             "filter": strict(["supported"], {"supported": {"type": "boolean"}, "maxResults": {"type": "integer"}}),
+            "pagination": strict(["cursor", "index"], {
+                "cursor": {"type": "boolean"}, "index": {"type": "boolean"},
+                "defaultPaginationMethod": {"enum": ["cursor", "index"]},
+                "defaultPageSize": {"type": "integer", "minimum": 1}, "maxPageSize": {"type": "integer", "minimum": 1},
+                "cursorTimeout": {"type": "integer", "minimum": 1}}),
             "changePassword": supported, "sort": supported, "etag": supported,
             "authenticationSchemes": {"type": "array", "items": strict(["type", "name", "description"], {
                 "type": {"type": "string"}, "name": {"type": "string"}, "description": {"type": "string"},
@@ -220,7 +238,10 @@ def header(name: str, description: str, required: bool = False) -> dict:
 PARAMETERS = {
     "filter": query("filter", {"type": "string"}, "RFC 7644 §3.4.2.2 filter, e.g. userName eq \"bjensen\""),
     "startIndex": query("startIndex", {"type": "integer"}, "1-based index of the first result; below 1 means 1"),
-    "count": query("count", {"type": "integer"}, "Results per page; below 0 means 0; capped at filter.maxResults"),
+    "count": query("count", {"type": "integer"}, "Results per page; below 0 means 0; capped at filter.maxResults "
+                   "(with cursor: above pagination.maxPageSize is 400 invalidCount)"),
+    "cursor": query("cursor", {"type": "string"}, "RFC 9865 cursor paging instead of startIndex: empty for the "
+                    "first page, then the nextCursor or previousCursor of a page"),
     "sortBy": query("sortBy", {"type": "string"}, "Attribute to sort by, e.g. userName or meta.created"),
     "sortOrder": query("sortOrder", {"enum": ["ascending", "descending"]}, "Sort direction (ascending)"),
     "attributes": query("attributes", {"type": "string"}, "Comma-separated attributes to return (with id and "
@@ -289,7 +310,8 @@ def operation(op_id: str, summary: str, ok: dict, errors: tuple = (), params: tu
 
 # Paths
 
-LIST_PARAMETERS = ("filter", "startIndex", "count", "sortBy", "sortOrder", "attributes", "excludedAttributes")
+LIST_PARAMETERS = ("filter", "startIndex", "cursor", "count", "sortBy", "sortOrder", "attributes",
+                   "excludedAttributes")
 SELECT = ("attributes", "excludedAttributes")
 PATH_PARAMETER = {"$ref": "#/components/parameters/id"}
 

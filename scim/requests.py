@@ -4,10 +4,21 @@ Views call these, then hand plain values to the data layer (scim.store) and reco
 """
 
 import json
+import time
+from dataclasses import dataclass
 
 from flask import current_app, request
 
-from scim.errors import invalid_filter, invalid_syntax, invalid_value, unsupported_media_type
+from scim.cursors import Cursor, decode, signing_key
+from scim.errors import (
+    expired_cursor,
+    invalid_count,
+    invalid_cursor,
+    invalid_filter,
+    invalid_syntax,
+    invalid_value,
+    unsupported_media_type,
+)
 from scim.patch import Limits
 from scim.schema import GROUP, GROUP_SCHEMA, USER, USER_SCHEMA, extensions
 from scim.serialize import Selection
@@ -53,7 +64,8 @@ def check_filter_length(name: str, text: str | None) -> str | None:
 
 
 SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
-SEARCH_PARAMETERS = {"attributes", "excludedattributes", "filter", "sortby", "sortorder", "startindex", "count"}
+SEARCH_PARAMETERS = {"attributes", "excludedattributes", "filter", "sortby", "sortorder", "startindex", "count",
+                     "cursor"}
 
 
 def use_search_body() -> None:
@@ -104,6 +116,60 @@ def page_bounds(start: str | None, count: str | None, config) -> tuple[int, int]
 
 def page_args() -> tuple[int, int]:
     return page_bounds(param("startIndex"), param("count"), current_app.config)
+
+
+@dataclass(frozen=True)
+class CursorPaging:
+    """RFC 9865 paging, asked for with the `cursor` parameter: the cursor to continue from (None: the first
+    page) and the page size."""
+
+    cursor: Cursor | None
+    count: int
+
+
+def cursor_paging(query: str) -> CursorPaging | None:
+    """RFC 9865 §2: a `cursor` parameter asks for cursor paging, empty for the first page; without one the
+    list is paged by index (the default, RFC 9865 §2.4). A cursor must be one this service issued, for the
+    same list (`query`: scim.cursors.query_digest) and count, within SCIM_CURSOR_TIMEOUT seconds."""
+    text = param("cursor")
+    if text is None:
+        return None
+    if param("startIndex") is not None:
+        raise invalid_value("startIndex and cursor ask for different paging methods: send one of them")
+    count = cursor_count()
+    if text == "":
+        return CursorPaging(None, count)
+    cursor = decode(text, cursor_key())
+    timeout = current_app.config["SCIM_CURSOR_TIMEOUT"]
+    if timeout and time.time() - cursor.issued > timeout:
+        raise expired_cursor(f"the cursor is more than {timeout} seconds old (cursorTimeout): start again with "
+                             "an empty cursor")
+    if cursor.query != query:
+        raise invalid_cursor("the cursor belongs to another list: the filter, sortBy and sortOrder must stay "
+                             "those of the request that returned it")
+    if cursor.count != count:
+        raise invalid_count(f"count must stay {cursor.count}, the count of the request that returned the cursor")
+    return CursorPaging(cursor, count)
+
+
+def cursor_count() -> int:
+    """RFC 9865 §2 and §2.1: count below 0 means 0; more than maxPageSize (SCIM_MAX_PAGE_SIZE), or not an
+    integer, is 400 invalidCount. Without count, SCIM_DEFAULT_PAGE_SIZE."""
+    config = current_app.config
+    raw, limit = param("count"), config["SCIM_MAX_PAGE_SIZE"]
+    if raw is None or raw == "":
+        return min(config["SCIM_DEFAULT_PAGE_SIZE"], limit)
+    try:
+        count = int(raw)
+    except ValueError:
+        raise invalid_count(f"count must be an integer, got {raw!r}") from None
+    if count > limit:
+        raise invalid_count(f"count must be at most {limit} (maxPageSize), got {count}")
+    return max(count, 0)
+
+
+def cursor_key() -> bytes:
+    return signing_key(current_app.config["SCIM_TOKEN_PEPPER"])
 
 
 def selection(name: str) -> Selection:

@@ -38,5 +38,6 @@ def resource_response(body: dict, status: int = 200) -> Response:
     return scim_response(selected(body), status, headers)
 
 
-def list_response(resources: list[dict], total: int, start: int) -> Response:
-    return scim_response(list_body([selected(r) for r in resources], total, start))
+def list_response(resources: list[dict], total: int, start: int | None = None, next_cursor: str | None = None,
+                  previous_cursor: str | None = None) -> Response:
+    return scim_response(list_body([selected(r) for r in resources], total, start, next_cursor, previous_cursor))

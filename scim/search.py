@@ -3,10 +3,11 @@
 from models import Group, User
 from scim import bp
 from scim.errors import ScimError, invalid_filter, invalid_value
-from scim.filters import GROUP_MAP, USER_MAP, filter_to_where, sort_order
+from scim.filters import GROUP_MAP, USER_MAP, filter_to_where
 from scim.requests import check_filter_length, page_args, param, use_search_body
 from scim.resources import groups_if_wanted, render_groups, render_users
 from scim.responses import list_response
+from scim.sorting import sort_order
 from scim.store import page
 
 RESOURCE_TYPES = ((User, USER_MAP, render_users, groups_if_wanted), (Group, GROUP_MAP, render_groups, tuple))
@@ -48,6 +49,10 @@ def sort_order_or_none(attributes):
 @bp.post("/.search")
 def search_everything():
     use_search_body()
+    if param("cursor") is not None:
+        # Users then Groups, each in its own order: one position cannot span both lists.
+        raise invalid_value("cursor paging is offered on /Users, /Groups and their /.search; page a search of "
+                            "both with startIndex")
     start, count = page_args()
     skip, resources, total = start - 1, [], 0
     for model, where, order, render, extra in _queries():

@@ -74,9 +74,19 @@ def group_to_scim(group, members: list[dict] | None, base: str) -> dict:
     return body
 
 
-def list_body(resources: list[dict], total: int, start: int) -> dict:
-    return {"schemas": [LIST_SCHEMA], "totalResults": total, "startIndex": start,
-            "itemsPerPage": len(resources), "Resources": resources}
+def list_body(resources: list[dict], total: int, start: int | None = None, next_cursor: str | None = None,
+              previous_cursor: str | None = None) -> dict:
+    """A ListResponse (RFC 7644 §3.4.2). Paged by index it says its startIndex; paged by cursor (RFC 9865 §2)
+    it has no startIndex, and nextCursor on every page but the last, previousCursor where there is one."""
+    body = {"schemas": [LIST_SCHEMA], "totalResults": total}
+    if start is not None:
+        body["startIndex"] = start
+    body["itemsPerPage"] = len(resources)
+    for name, cursor in (("previousCursor", previous_cursor), ("nextCursor", next_cursor)):
+        if cursor is not None:
+            body[name] = cursor
+    body["Resources"] = resources
+    return body
 
 
 @dataclass

@@ -3,7 +3,7 @@
 import json
 from types import SimpleNamespace
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, true
+from sqlalchemy import ColumnElement, delete, func, insert, select, true, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import generate_password_hash
@@ -50,31 +50,37 @@ def get_for_write(model, resource_id: str, kind: str, if_match: set[str] | None 
 
 def page(model, where: ColumnElement | None, order: list, start: int, count: int,
          extra: tuple = ()) -> tuple[list, int]:
-    """One page in a stable order (the sort asked for, then created, id) and the total count of matches.
-    Rows are (record, *extra), where a record has the table's columns as attributes: plain rows, no ORM
-    objects to build for a read."""
-    rows = db.session.execute(page_statement(model, where, order, start - 1, count, extra)).all()
-    return page_rows(model, rows)
+    """Page `startIndex` (1-based) of `count` rows in a stable order: the sort asked for, then created, id."""
+    return page_in_order(model, where, [*order, model.created, model.id], count, offset=start - 1, extra=extra)
 
 
-def page_statement(model, where: ColumnElement | None, order: list, offset, limit, extra: tuple = ()):
-    """The page in ONE statement: a count subquery, LEFT JOINed to the page, so that even an empty page brings
-    the total. The page is picked as ids first (an index-only scan: deep pages skip index entries, not rows),
-    then joined to the rows. `extra` columns (e.g. a user's groups) ride along."""
+def page_in_order(model, where: ColumnElement | None, ordering: list, count: int, *, offset: int | None = None,
+                  past: tuple = (), extra: tuple = ()) -> tuple[list, int]:
+    """One page in `ordering` and the total count of matches, in ONE statement: a count subquery, LEFT JOINed
+    to the page, so that even an empty page brings the total. The page is picked as ids first (an index-only
+    scan: deep pages skip index entries, not rows), then joined to the rows. `past` narrows the page, not the
+    total, to where a cursor continues (scim.keyset): conditions that follow one another in the order, each
+    read through its own index range, the page being the first `count` of them all. `extra` columns (e.g. a
+    user's groups) ride along. Rows are (record, *extra), where a record has the table's columns as
+    attributes: plain rows, no ORM objects to build for a read."""
     table = model.__table__
     matches = select(model.id)
     total = select(func.count().label("total")).select_from(model)
     if where is not None:
         matches, total = matches.where(where), total.where(where)
-    ordering = [*order, model.created, model.id]
-    ids = matches.order_by(*ordering).offset(offset).limit(limit).subquery()
-    total = total.subquery()
-    return (select(total.c.total, *table.c, *extra).select_from(total)
-            .outerjoin(ids, true()).outerjoin(table, table.c.id == ids.c.id).order_by(*ordering))
+    picked = [part.order_by(*ordering).offset(offset).limit(count)
+              for part in ([matches.where(condition) for condition in past] or [matches])]
+    ids = picked[0] if len(picked) == 1 else union_all(*(select(part.subquery().c.id) for part in picked))
+    ids, total = ids.subquery(), total.subquery()
+    query = (select(total.c.total, *table.c, *extra).select_from(total)
+             .outerjoin(ids, true()).outerjoin(table, table.c.id == ids.c.id).order_by(*ordering))
+    if len(picked) > 1:
+        query = query.limit(max(count, 1))  # the first `count` of the parts together (1: the total alone)
+    return page_rows(model, db.session.execute(query).all())
 
 
 def page_rows(model, rows) -> tuple[list, int]:
-    """(records, total) from the rows of page_statement."""
+    """(records, total) from rows that carry the total first, then the table's columns, then any extras."""
     return [records(model.__table__, row, 1) for row in rows if row[1] is not None], rows[0][0]
 
 

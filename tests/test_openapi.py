@@ -250,6 +250,12 @@ def create_and_read_users(api) -> tuple[str, str, str]:
                      '&startIndex=1&count=1&attributes=userName,name.givenName')
     assert listed.status_code == 200 and listed.json["totalResults"] == 1
     assert api.get("/Users?count=0").status_code == 200
+    paged = api.get("/Users?cursor=&count=1&sortBy=userName")  # RFC 9865: no startIndex, a nextCursor
+    assert paged.status_code == 200 and "startIndex" not in paged.json
+    following = api.get(f"/Users?cursor={paged.json['nextCursor']}&count=1&sortBy=userName")
+    assert following.status_code == 200 and following.json["previousCursor"]
+    assert api.get("/Users?cursor=not-issued-here").status_code == 400
+    assert api.post("/Users/.search", json={"cursor": "", "count": 1}).status_code == 200
     assert api.get("/Users?filter=nonsense eq").status_code == 400
     assert api.post("/Users/.search", json={"schemas": [SEARCH], "filter": 'userName eq "ann@example.com"',
                                              "attributes": ["userName"], "count": 5}).status_code == 200
