@@ -1,5 +1,6 @@
 # make run   - create .venv, install the server's requirements, apply migrations, serve http://127.0.0.1:5000/scim/v2
-# make test  - the whole suite, on SQLite and then on a throwaway PostgreSQL that the tests start themselves
+# make test  - the whole suite, on SQLite, then on a throwaway PostgreSQL that the tests start themselves, then
+#              through a throwaway PgBouncer in transaction pooling mode in front of it
 # make lint  - ruff over the whole tree (settings in pyproject.toml)
 # make bench - the load benchmark against its floor, sync then gthread workers (bench/run.py;
 #              BENCH_ARGS=--quick for a smoke run, BENCH_ARGS="--worker-class sync" for one class)
@@ -9,7 +10,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-sqlite test-postgresql lint bench lock clean
+.PHONY: run test test-sqlite test-postgresql test-pgbouncer lint bench lock clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,13 +25,16 @@ run: $(VENV)/.installed
 	$(PY) manage.py db upgrade
 	$(PY) app.py
 
-test: test-sqlite test-postgresql
+test: test-sqlite test-postgresql test-pgbouncer
 
 test-sqlite: $(VENV)/.installed-dev
 	TEST_DATABASE=sqlite $(PY) -m pytest
 
 test-postgresql: $(VENV)/.installed-dev
 	TEST_DATABASE=postgresql $(PY) -m pytest
+
+test-pgbouncer: $(VENV)/.installed-dev
+	TEST_DATABASE=pgbouncer $(PY) -m pytest
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check .

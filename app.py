@@ -8,6 +8,7 @@ from flask import Flask
 from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import dbsession
 from config import DevServerSettings, Settings, database_url
 from models import db
 
@@ -27,9 +28,8 @@ def engine_options(config: dict) -> dict:
         "pool_timeout": config["SCIM_DB_POOL_TIMEOUT"],
         "connect_args": {
             "connect_timeout": config["SCIM_DB_CONNECT_TIMEOUT"],
-            # Asynchronous commit by default (reads and the audit trail); data changes ask for a durable
-            # commit (models.durable_commit).
-            "options": f"-c statement_timeout={config['SCIM_DB_STATEMENT_TIMEOUT_MS']} -c synchronous_commit=off",
+            # statement_timeout, asynchronous commit, prepared statements: direct or through PgBouncer.
+            **dbsession.connect_args(config),
         },
     }
 
@@ -63,6 +63,8 @@ def create_app(settings: dict | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db)
+    with app.app_context():
+        dbsession.set_per_transaction(db.engine, app.config)
 
     from commands import audit_cli, tokens_cli
     from health import health

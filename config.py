@@ -123,6 +123,12 @@ class Settings(FromEnvironment):
     db_pool_size: int = setting("SCIM_DB_POOL_SIZE", 5, "PostgreSQL connections each process keeps open")
     db_pool_timeout: int = setting("SCIM_DB_POOL_TIMEOUT", 5, "Seconds a request waits for a pooled connection")
     db_pre_ping: bool = setting("SCIM_DB_PRE_PING", False, "Ping each connection as it leaves the pool")
+    db_transaction_pooling: bool = setting(
+        "SCIM_DB_TRANSACTION_POOLING", False,
+        "DATABASE_URL is a pooler in transaction mode (PgBouncer): session settings go with each transaction")
+    db_prepare_threshold: int | None = setting(
+        "SCIM_DB_PREPARE_THRESHOLD", None,
+        "Executions of a query before it is prepared on the server; 0: never; not set: 5, never when pooled")
 
     def to_config(self, instance_path: str) -> dict:
         """The settings under their app.config keys, with the database URL made final."""

@@ -1,5 +1,5 @@
-"""What is wrong with the database, told apart: it does not answer, it does not exist, or its schema is
-behind the committed migrations.
+"""What is wrong with the database, told apart: it does not answer, it does not exist, its schema is
+behind the committed migrations, or a connection pooler in transaction mode sits in front of it unannounced.
 
 Only an outage is worth retrying; the other two are a new operator's mistakes that wait for them. Nothing
 here runs on a request's way in: the SCIM error handlers and the CLI classify an error that already
@@ -24,11 +24,16 @@ MISSING_DATABASE = re.compile(r'database "([^"]*)" does not exist')
 # PostgreSQL 42P01 undefined_table and 42703 undefined_column; SQLite says it in words.
 UNDEFINED = ("42P01", "42703")
 SQLITE_UNDEFINED = ("no such table", "no such column")
+# PgBouncer refuses the libpq `options` a direct connection carries ("unsupported startup parameter"); and in
+# transaction mode before 1.21, a statement prepared on one server connection is missing on the next (26000
+# invalid_sql_statement_name) or its name is taken there (42P05 duplicate_prepared_statement).
+POOLER_REFUSES_OPTIONS = "unsupported startup parameter: options"
+PREPARED_STATEMENT_LOST = ("26000", "42P05")
 
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str     # "unreachable" (transient: retry), "missing" or "unmigrated" (wait for the operator)
+    kind: str     # "unreachable" (transient: retry), "missing", "unmigrated" or "pooled" (wait for the operator)
     detail: str   # for HTTP answers: names the database, not the host it lives on
     message: str  # for the CLI and the log: where, and what to do about it
 
@@ -74,11 +79,22 @@ def _missing(exc: BaseException, url: str) -> Problem | None:
                    f"{detail} on {host}:{port} (DATABASE_URL): create it with `{createdb}`, then {UPGRADE}")
 
 
+def _pooled(exc: BaseException) -> Problem | None:
+    """A pooler in transaction mode that the settings do not announce (docs/database.md#behind-pgbouncer)."""
+    if POOLER_REFUSES_OPTIONS in one_line(exc):
+        detail = "the connection pooler refuses the session settings sent at connect: set SCIM_DB_TRANSACTION_POOLING=1"
+    elif _sqlstate(exc) in PREPARED_STATEMENT_LOST:
+        detail = "the connection pooler does not keep prepared statements: set SCIM_DB_PREPARE_THRESHOLD=0"
+    else:
+        return None
+    return Problem("pooled", detail, f"{detail} ({one_line(exc)})")
+
+
 def classify(exc: BaseException, url: str) -> Problem | None:
     """The operator's mistake behind a database error, or None (an outage, a timeout, or a bug of ours)."""
-    missing = _missing(exc, url)
-    if missing:
-        return missing
+    problem = _missing(exc, url) or _pooled(exc)
+    if problem:
+        return problem
     if is_undefined(exc):
         detail = f"the database schema is not migrated: {UPGRADE}"
         return Problem("unmigrated", detail, detail)

@@ -63,7 +63,9 @@ def cache() -> CredentialCache:
     if found is None:
         found = current_app.extensions["scim.credentials"] = CredentialCache(
             current_app.config["SCIM_TOKEN_CACHE_SECONDS"])
-    if found.listening_pid != os.getpid() and db.engine.dialect.name == "postgresql":
+    # Notifications do not pass through a pooler in transaction mode: there, the cache bound alone holds.
+    notified = db.engine.dialect.name == "postgresql" and not current_app.config["SCIM_DB_TRANSACTION_POOLING"]
+    if found.listening_pid != os.getpid() and notified:
         url = make_url(current_app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
         listen(url.render_as_string(hide_password=False), found)
         found.listening_pid = os.getpid()

@@ -1,7 +1,8 @@
-"""Test fixtures: an app per test on a fresh database, SQLite or a throwaway PostgreSQL.
+"""Test fixtures: an app per test on a fresh database, SQLite, a throwaway PostgreSQL, or that PostgreSQL
+behind a throwaway PgBouncer in transaction pooling mode.
 
-TEST_DATABASE=sqlite (default) or postgresql picks the backend; `make test` runs the suite once with each.
-TEST_DATABASE_URL points the PostgreSQL run at an existing server instead of starting one.
+TEST_DATABASE=sqlite (default), postgresql or pgbouncer picks the backend; `make test` runs the suite once
+with each. TEST_DATABASE_URL points the PostgreSQL run at an existing server instead of starting one.
 """
 
 import contextlib
@@ -13,12 +14,20 @@ from flask_migrate import upgrade
 from sqlalchemy import delete, event
 
 from app import create_app
+from config import Settings
 from models import AuditEntry, Group, Link, Token, User, UserEmail, db
-from tests.pg import throwaway_postgres
+from tests.pg import throwaway_pgbouncer, throwaway_postgres
 
 TOKEN = "test-token-7d1f0c9e-4b2a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
+BACKENDS = ("sqlite", "postgresql", "pgbouncer")
+ON_POSTGRESQL = BACKEND != "sqlite"  # straight, or through PgBouncer
+# The settings the service needs on the pass's database, as environment variables (for the servers the tests
+# start) and as app.config values (for the apps they build from a dict): behind PgBouncer, the pooler's.
+DATABASE_ENVIRONMENT = {"SCIM_DB_TRANSACTION_POOLING": "1"} if BACKEND == "pgbouncer" else {}
+DATABASE_SETTINGS = {key: value for key, value in Settings.from_env(DATABASE_ENVIRONMENT).to_config("").items()
+                     if key in DATABASE_ENVIRONMENT}
 
 
 @pytest.fixture(scope="session")
@@ -31,14 +40,17 @@ def database_url(tmp_path_factory):
         else:
             with throwaway_postgres() as url:
                 yield url
+    elif BACKEND == "pgbouncer":
+        with throwaway_pgbouncer() as (through_pgbouncer, _direct):
+            yield through_pgbouncer
     else:
-        raise pytest.UsageError(f"TEST_DATABASE must be sqlite or postgresql, not {BACKEND!r}")
+        raise pytest.UsageError(f"TEST_DATABASE must be one of {', '.join(BACKENDS)}, not {BACKEND!r}")
 
 
 @pytest.fixture(scope="session")
 def migrated(database_url):
     """The schema, built once per session by the committed migrations (not by create_all)."""
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SCIM_BEARER_TOKEN": TOKEN})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SCIM_BEARER_TOKEN": TOKEN, **DATABASE_SETTINGS})
     with app.app_context():
         upgrade(directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
         db.engine.dispose()
@@ -48,7 +60,8 @@ def migrated(database_url):
 @pytest.fixture
 def app(migrated):
     app = create_app({"SQLALCHEMY_DATABASE_URI": migrated, "SCIM_BEARER_TOKEN": TOKEN, "TESTING": True,
-                      "SCIM_AUDIT_PRUNE_ONE_IN": 0})  # no random pruning: statement counts stay exact
+                      "SCIM_AUDIT_PRUNE_ONE_IN": 0,  # no random pruning: statement counts stay exact
+                      **DATABASE_SETTINGS})
     with app.app_context():
         for model in (Link, UserEmail, User, Group, Token, AuditEntry):
             db.session.execute(delete(model))
@@ -65,7 +78,8 @@ def make_app(migrated):
     made = []
 
     def make(**settings):
-        other = create_app({"SQLALCHEMY_DATABASE_URI": migrated, "SCIM_BEARER_TOKEN": TOKEN, **settings})
+        other = create_app({"SQLALCHEMY_DATABASE_URI": migrated, "SCIM_BEARER_TOKEN": TOKEN, **DATABASE_SETTINGS,
+                            **settings})
         made.append(other)
         return other
     yield make

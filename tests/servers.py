@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 
-from tests.conftest import TOKEN
+from tests.conftest import DATABASE_ENVIRONMENT, TOKEN
 from tests.pg import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,8 +32,8 @@ def request(port, method, path, body=None, headers=None, timeout=30):
 def gunicorn(database_url: str, workers: int = 2, **settings):
     """A gunicorn server for the app on a free loopback port; yields (port, process)."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "SCIM_BEARER_TOKEN": TOKEN, "SCIM_ACCESS_LOG": "0",
-           **{key: str(value) for key, value in settings.items()}}
+    env = {**os.environ, **DATABASE_ENVIRONMENT, "DATABASE_URL": database_url, "SCIM_BEARER_TOKEN": TOKEN,
+           "SCIM_ACCESS_LOG": "0", **{key: str(value) for key, value in settings.items()}}
     # The server's log goes to a file: a pipe nobody reads would fill up and block the workers.
     with tempfile.TemporaryFile() as log:
         server = subprocess.Popen(

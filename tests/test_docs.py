@@ -15,10 +15,11 @@ pages hold only blocks for a person's terminal), the fenced blocks are taken in 
   (for example SCIM_USER_EXTENSIONS=...); `$TOKEN` stands for the test's token.
 - ```text, ```sql and other blocks are shown output or other languages, and are not run.
 
-The server is `python app.py` on a free port of 127.0.0.1, on the session's test database (SQLite or the
-throwaway PostgreSQL, emptied first by the `app` fixture), so the pages are checked on both backends. The
-shell's environment has no proxy settings, and the runnable blocks name no host of their own: every request
-goes to $BASE or $SCIM. Waits are bounded, and the server is stopped at the end.
+The server is `python app.py` on a free port of 127.0.0.1, on the session's test database (SQLite, the
+throwaway PostgreSQL, or PgBouncer in front of it; emptied first by the `app` fixture), so the pages are
+checked on every backend. The shell's environment has no proxy settings, and the runnable blocks name no
+host of their own: every request goes to $BASE or $SCIM. Waits are bounded, and the server is stopped at
+the end.
 """
 
 import os
@@ -34,6 +35,7 @@ from contextlib import contextmanager, suppress
 
 import pytest
 
+from tests.conftest import DATABASE_ENVIRONMENT
 from tests.pg import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,9 +116,11 @@ class Server:
 
 
 def clean_environment():
-    """The test's environment without proxies (traffic stays on 127.0.0.1) and without the service's settings."""
+    """The test's environment without proxies (traffic stays on 127.0.0.1) and without the service's settings
+    but those the pass's database needs (behind PgBouncer, the pooler's)."""
     env = {name: value for name, value in os.environ.items()
            if name not in PROXY_VARIABLES and not name.startswith("SCIM_") and name != "DATABASE_URL"}
+    env.update(DATABASE_ENVIRONMENT)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     # `python` and `python3` in the blocks are the interpreter running the tests (the project's venv).
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from dbcheck import head_revisions
 from models import db
-from tests.conftest import BACKEND
+from tests.conftest import BACKEND, DATABASE_ENVIRONMENT, ON_POSTGRESQL
 from tests.pg import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +28,7 @@ REQUESTS = [
     ("GET", "/scim/v2/Groups/abc", {"Authorization": f"Bearer {BOOTSTRAP}"}),
     ("GET", "/scim/v2/Users", {"Authorization": "Bearer a-token-the-store-would-hold-0123"}),  # auth reads tables
 ]
-postgres_only = pytest.mark.skipif(BACKEND != "postgresql", reason="a PostgreSQL server's answer")
+postgres_only = pytest.mark.skipif(not ON_POSTGRESQL, reason="a PostgreSQL server's answer")
 
 
 @pytest.fixture
@@ -178,7 +178,7 @@ def test_database_that_does_not_answer_is_still_a_503_with_retry_after(app_on):
 # The CLI: one line naming the problem, a non-zero exit, no traceback.
 
 def manage(url, *args):
-    env = {**os.environ, "DATABASE_URL": url, "SCIM_BEARER_TOKEN": BOOTSTRAP}
+    env = {**os.environ, **DATABASE_ENVIRONMENT, "DATABASE_URL": url, "SCIM_BEARER_TOKEN": BOOTSTRAP}
     done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60)
     lines = (done.stdout + done.stderr).splitlines()

@@ -1,7 +1,8 @@
 """Database faults and graceful restarts, against real servers on 127.0.0.1.
 
 The outage test starts its own PostgreSQL, stops it in the middle of a bounded load and starts it again;
-it runs in the PostgreSQL pass of `make test`. Every loop here is bounded in time and count.
+it runs in the PostgreSQL pass of `make test`, and in the PgBouncer pass with a PgBouncer of its own in
+front. Every loop here is bounded in time and count.
 """
 
 import os
@@ -15,12 +16,15 @@ from sqlalchemy import create_engine, select, text
 
 from app import create_app
 from models import SQLITE_BEGIN, User, db
-from tests.conftest import BACKEND, TOKEN, user_body
-from tests.pg import ThrowawayPostgres
+from tests.conftest import BACKEND, DATABASE_SETTINGS, ON_POSTGRESQL, TOKEN, user_body
+from tests.pg import ThrowawayPgBouncer, ThrowawayPostgres
 from tests.servers import gunicorn, request
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
-postgres_only = pytest.mark.skipif(BACKEND != "postgresql", reason="runs in the PostgreSQL pass of make test")
+postgres_only = pytest.mark.skipif(not ON_POSTGRESQL, reason="runs in the PostgreSQL and PgBouncer passes")
+# Behind PgBouncer, a request waits for a server connection at most this long (query_wait_timeout), as it
+# waits for a connection to PostgreSQL itself at most SCIM_DB_CONNECT_TIMEOUT.
+OUTAGE_WAIT = 2
 
 
 class Load:
@@ -59,25 +63,35 @@ class Load:
 
 @pytest.fixture
 def own_postgres():
+    """A migrated PostgreSQL of the test's own, and the URL the service reaches it by: in the PgBouncer pass,
+    through a PgBouncer of the test's own."""
     server = ThrowawayPostgres().create()
+    bouncer = None
     try:
-        app = create_app({"SQLALCHEMY_DATABASE_URI": server.url})
+        url = server.url
+        if BACKEND == "pgbouncer":
+            bouncer = ThrowawayPgBouncer(server.port, query_wait_timeout=str(OUTAGE_WAIT)).start()
+            url = bouncer.url()
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, **DATABASE_SETTINGS})
         with app.app_context():
             upgrade(directory=MIGRATIONS)
             db.engine.dispose()
-        yield server
+        yield server, url
     finally:
+        if bouncer is not None:
+            bouncer.remove()
         server.remove()
 
 
 @postgres_only
 def test_database_outage_gives_quick_503s_then_recovers_without_restart(own_postgres):
-    with gunicorn(own_postgres.url, SCIM_DB_CONNECT_TIMEOUT=2) as (port, _), Load(port) as load:
+    server, url = own_postgres
+    with gunicorn(url, SCIM_DB_CONNECT_TIMEOUT=OUTAGE_WAIT) as (port, _), Load(port) as load:
         time.sleep(1.5)
-        own_postgres.stop("fast")
+        server.stop("fast")
         stopped = time.monotonic()
         time.sleep(2.0)
-        own_postgres.start()
+        server.start()
         restarted = time.monotonic()
         time.sleep(2.5)
     statuses = {status for _, status, _, _, _ in load.results}
@@ -90,7 +104,7 @@ def test_database_outage_gives_quick_503s_then_recovers_without_restart(own_post
     recovered = [started for _, status, _, started, _ in load.results if status == 201 and started > restarted]
     after = [status for _, status, _, started, _ in load.results if started > restarted]
     assert recovered, f"no request succeeded after the database came back: {after[:20]} of {len(after)}"
-    engine = create_engine(own_postgres.url)
+    engine = create_engine(server.url)
     with engine.connect() as connection:
         stored = set(connection.scalars(select(User.user_name)))
     engine.dispose()
@@ -106,7 +120,7 @@ def test_slow_database_gives_503_not_a_hung_request(app, make_app, make_user):
     impatient = make_app(SCIM_DB_STATEMENT_TIMEOUT_MS=300, SCIM_DB_CONNECT_TIMEOUT=1).test_client()
     blocker = db.engine.connect().execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})  # SQLite: the write lock
     try:
-        blocker.execute(text("SELECT id FROM users WHERE id = :id" + (" FOR UPDATE" if BACKEND == "postgresql"
+        blocker.execute(text("SELECT id FROM users WHERE id = :id" + (" FOR UPDATE" if ON_POSTGRESQL
                                                                       else "")), {"id": user["id"]})
         started = time.monotonic()
         response = impatient.patch(f"/scim/v2/Users/{user['id']}", headers={"Authorization": f"Bearer {TOKEN}"},
@@ -126,18 +140,19 @@ def test_slow_database_gives_503_not_a_hung_request(app, make_app, make_user):
 def test_a_database_restart_costs_no_failed_request_though_no_connection_is_pinged(own_postgres):
     """The pooled connection the database dropped fails its first statement; the request runs once more on a
     new connection (a read, and a write that never reached COMMIT, leave nothing behind)."""
-    with gunicorn(own_postgres.url, workers=1, SCIM_DB_PRE_PING=0) as (port, _):
+    server, url = own_postgres
+    with gunicorn(url, workers=1, SCIM_DB_PRE_PING=0) as (port, _):
         assert request(port, "POST", "/scim/v2/Users", user_body("before@example.com"))[0] == 201
-        own_postgres.stop("fast")
-        own_postgres.start()
+        server.stop("fast")
+        server.start()
         status, body, _ = request(port, "POST", "/scim/v2/Users", user_body("after@example.com"))
         assert status == 201, body
-        own_postgres.stop("fast")
-        own_postgres.start()
+        server.stop("fast")
+        server.start()
         status, body, _ = request(port, "GET", '/scim/v2/Users?filter=userName eq "after@example.com"'
                                   .replace(" ", "%20"))
         assert status == 200 and body["totalResults"] == 1, body
-    engine = create_engine(own_postgres.url)
+    engine = create_engine(url)
     with engine.connect() as connection:
         assert sorted(connection.scalars(select(User.user_name))) == ["after@example.com", "before@example.com"]
     engine.dispose()

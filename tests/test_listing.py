@@ -3,6 +3,7 @@
 from urllib.parse import quote
 
 import pytest
+from sqlalchemy import text
 
 from models import db
 
@@ -203,8 +204,13 @@ def test_attributes_and_excluded_attributes_select_what_comes_back(api, make_use
 
 
 def test_sqlite_and_postgresql_agree_on_the_backend_in_use(app):
-    # Guards the fixture: the PostgreSQL run really runs on PostgreSQL.
+    # Guards the fixture: the PostgreSQL run really runs on PostgreSQL, and the PgBouncer run through a
+    # pooler (PostgreSQL answers on another port than the URL's).
     import os
-    assert db.engine.dialect.name == {"sqlite": "sqlite", "postgresql": "postgresql"}[
-        os.environ.get("TEST_DATABASE", "sqlite")]
+    backend = os.environ.get("TEST_DATABASE", "sqlite")
+    assert db.engine.dialect.name == {"sqlite": "sqlite", "postgresql": "postgresql", "pgbouncer": "postgresql"}[
+        backend]
+    if db.engine.dialect.name == "postgresql":
+        server_port = db.session.scalar(text("SELECT inet_server_port()"))
+        assert (server_port != db.engine.url.port) is (backend == "pgbouncer")
 

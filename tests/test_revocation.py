@@ -40,7 +40,8 @@ def test_revocation_reaches_every_worker_within_the_cache_bound(app, migrated):
         assert statuses(port, secret) == [401] * REQUESTS
 
 
-@pytest.mark.skipif(BACKEND != "postgresql", reason="notifications are PostgreSQL's")
+@pytest.mark.skipif(BACKEND != "postgresql",
+                    reason="notifications are PostgreSQL's, and do not pass through PgBouncer's transaction pooling")
 def test_on_postgresql_a_revocation_is_seen_at_once_by_every_worker(app, migrated):
     secret = new_token(app, "okta-old")
     # A cache bound far longer than the test: only the notification can make the workers forget the token.

@@ -10,7 +10,7 @@ from werkzeug.security import check_password_hash
 from app import create_app
 from models import AuditEntry, User, db
 from scim.audit import RedactQueryStrings
-from tests.conftest import AUTH, TOKEN, user_body
+from tests.conftest import AUTH, DATABASE_SETTINGS, TOKEN, user_body
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
@@ -133,7 +133,7 @@ def test_a_bootstrap_token_shorter_than_20_characters_is_refused_at_start(migrat
 
 def test_a_bootstrap_token_of_20_characters_starts(migrated):
     assert len(TOKEN) >= 20
-    app = create_app({"SQLALCHEMY_DATABASE_URI": migrated, "SCIM_BEARER_TOKEN": "y" * 20})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": migrated, "SCIM_BEARER_TOKEN": "y" * 20, **DATABASE_SETTINGS})
     with app.app_context():
         response = app.test_client().get("/scim/v2/Users", headers={"Authorization": "Bearer " + "y" * 20})
         assert response.status_code == 200 and json.loads(response.data)["totalResults"] == 0
