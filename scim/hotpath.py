@@ -5,10 +5,11 @@ and read it back by id (`GET /Users/<id>`) after. For exactly those requests, fr
 already holds, this answers without Flask's request machinery or an ORM session: the same credential check
 (scim.auth.identify), the same statements (scim.reads, compiled once and run on a cursor of this thread's
 own connection), the same rendering (scim.serialize, scim.responses) and the same audit row
-(scim.audit.request_facts, AUDIT_INSERT). Anything else, or anything unusual about the request (another
-parameter, a precondition header, a body, a credential not yet held, a user not found), goes on to Flask
-untouched, which answers it as it answers everything else. tests/test_hotpath.py checks that both paths give
-the same status, headers, body and audit row.
+(scim.audit.request_facts and AUDIT_INSERT; written in batches off the request path, scim/batching.py).
+Anything else, or anything unusual about the request (another parameter, a precondition header, a body, a
+credential not yet held, a user not found), goes on to Flask untouched, which answers it as it answers
+everything else. tests/test_hotpath.py checks that both paths give the same status, headers, body and
+audit row.
 """
 
 import logging
@@ -23,6 +24,7 @@ from models import db
 from scim import SECURITY_HEADERS
 from scim.audit import AUDIT_INSERT, log_line, request_facts
 from scim.auth import identify
+from scim.batching import AuditBatch
 from scim.errors import ScimError
 from scim.filters import USER_MAP, lookup_filter
 from scim.reads import LOOKUP_ATTRIBUTES, lookup, user_with_groups
@@ -62,6 +64,21 @@ class CursorRunner:
         self.held = []
         self.local = threading.local()
 
+    def many(self, prepared, rows: list[dict]) -> None:
+        """Run a statement once for each of `rows`, in one transaction (psycopg pipelines them)."""
+        sql, defaults, _ = prepared.sql(self.engine.dialect)
+        fairy = self._connection()
+        connection = fairy.driver_connection
+        try:
+            with connection.transaction(), connection.cursor() as cursor:
+                cursor.executemany(sql, [{**defaults, **row} for row in rows])
+        except psycopg.OperationalError:
+            if connection.broken:
+                self.local.fairy = None
+                self.held.remove(fairy)
+                fairy.invalidate()
+            raise
+
     def rows(self, prepared, params: dict) -> list:
         sql, defaults, returns_rows = prepared.sql(self.engine.dialect)
         for attempt in (1, 2):
@@ -83,10 +100,13 @@ class HotPath:
     def __init__(self, app, fallback):
         self.app, self.fallback = app, fallback
         self.runner = None  # made on the first request, in the worker process
+        self.batch = None  # the reads' audit rows, written off the request path (scim/batching.py)
         self.enabled = True
         self.answered = 0  # requests this process answered here (tests read it)
 
     def close(self) -> None:
+        if self.batch is not None:
+            self.batch.flush()
         if self.runner is not None:
             self.runner.close()
 
@@ -108,6 +128,9 @@ class HotPath:
                     self.enabled = False  # on SQLite every request goes to Flask: the hot path is PostgreSQL's
                     return None
                 self.runner = CursorRunner(db.engine)
+                seconds = self.app.config["SCIM_AUDIT_FLUSH_SECONDS"]
+                if seconds > 0:
+                    self.batch = AuditBatch(lambda rows: self.runner.many(AUDIT_INSERT, rows), seconds)
             one_in = self.app.config["SCIM_AUDIT_PRUNE_ONE_IN"]
             if one_in and random.randrange(one_in) == 0:
                 return None  # this request prunes the audit trail: Flask's path does it
@@ -144,8 +167,12 @@ class HotPath:
         """The request's audit row, as Flask's path writes it; a failure to write it is logged (scim.audit)."""
         response.headers.update(SECURITY_HEADERS)
         try:
-            row = {**request_facts(request, response, name, started), "request_body": None}
+            row = request_facts(request, response, name, started)
             log_line(row)
-            self.runner.rows(AUDIT_INSERT, row)
+            row["request_body"] = None  # a GET's body is never read
+            if self.batch is not None:
+                self.batch.add(row)
+            else:
+                self.runner.rows(AUDIT_INSERT, row)
         except Exception as exc:
             log.warning("could not write the audit row: %s", exc)

@@ -61,6 +61,9 @@ def migrated(database_url):
 def app(migrated):
     app = create_app({"SQLALCHEMY_DATABASE_URI": migrated, "SCIM_BEARER_TOKEN": TOKEN, "TESTING": True,
                       "SCIM_AUDIT_PRUNE_ONE_IN": 0,  # no random pruning: statement counts stay exact
+                      # every audit row written with its request, so that a test reads it at once
+                      # (tests/test_batching.py covers the batches)
+                      "SCIM_AUDIT_FLUSH_SECONDS": 0,
                       **DATABASE_SETTINGS})
     with app.app_context():
         for model in (Link, UserEmail, User, Group, Token, AuditEntry):
@@ -79,7 +82,7 @@ def make_app(migrated):
 
     def make(**settings):
         other = create_app({"SQLALCHEMY_DATABASE_URI": migrated, "SCIM_BEARER_TOKEN": TOKEN, **DATABASE_SETTINGS,
-                            **settings})
+                            "SCIM_AUDIT_FLUSH_SECONDS": 0, **settings})
         made.append(other)
         return other
     yield make
