@@ -11,7 +11,7 @@ import re
 import sys
 import time
 from datetime import timedelta
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 from flask import Response, current_app, g, request
 from sqlalchemy import bindparam, delete, insert
@@ -134,10 +134,15 @@ def operation_of(method: str, resource_id: str | None) -> str:
 
 # Query parameters that carry a credential by convention, whatever their name says.
 SECRET_PARAMETERS = {"key", "code", "sig", "signature", "auth"}
+SECRET_HINTS = (*SECRET_WORDS, *SECRET_PARAMETERS)  # one of these appears in any query that names a secret
 
 
 def redact_query(query: str) -> str:
     """The query string with every credential-like parameter's value replaced (?access_token=, ?apikey=...)."""
+    lowered = unquote_plus(query).lower()
+    if not any(word in lowered for word in SECRET_HINTS):  # no parameter name can be one (the common case)
+        return query
+
     def secret(name: str) -> bool:
         return is_secret_name(name) or name.strip().lower() in SECRET_PARAMETERS
     pairs = parse_qsl(query, keep_blank_values=True)

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request
 
 from models import db
 from scim import SECURITY_HEADERS
-from scim.audit import AUDIT_INSERT, log_line, request_facts
+from scim.audit import AUDIT_COLUMNS, AUDIT_INSERT, log_line, request_facts
 from scim.auth import identify
 from scim.batching import AuditBatch
 from scim.errors import ScimError
@@ -64,14 +64,16 @@ class CursorRunner:
         self.held = []
         self.local = threading.local()
 
-    def many(self, prepared, rows: list[dict]) -> None:
-        """Run a statement once for each of `rows`, in one transaction (psycopg pipelines them)."""
-        sql, defaults, _ = prepared.sql(self.engine.dialect)
+    def copy(self, table: str, columns: tuple, rows: list[dict]) -> None:
+        """Write `rows` (dicts with those columns) into a table with one COPY, in one transaction: the cheapest
+        way PostgreSQL takes many rows."""
         fairy = self._connection()
         connection = fairy.driver_connection
         try:
             with connection.transaction(), connection.cursor() as cursor:
-                cursor.executemany(sql, [{**defaults, **row} for row in rows])
+                with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row([row[column] for column in columns])
         except psycopg.OperationalError:
             if connection.broken:
                 self.local.fairy = None
@@ -130,7 +132,7 @@ class HotPath:
                 self.runner = CursorRunner(db.engine)
                 seconds = self.app.config["SCIM_AUDIT_FLUSH_SECONDS"]
                 if seconds > 0:
-                    self.batch = AuditBatch(lambda rows: self.runner.many(AUDIT_INSERT, rows), seconds)
+                    self.batch = AuditBatch(lambda rows: self.runner.copy("audit", AUDIT_COLUMNS, rows), seconds)
             one_in = self.app.config["SCIM_AUDIT_PRUNE_ONE_IN"]
             if one_in and random.randrange(one_in) == 0:
                 return None  # this request prunes the audit trail: Flask's path does it

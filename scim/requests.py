@@ -23,11 +23,24 @@ from scim.patch import Limits
 from scim.schema import GROUP, GROUP_SCHEMA, USER, USER_SCHEMA, extensions
 from scim.serialize import Selection
 
+# What a request's url_root is made of (ProxyFix has already put X-Forwarded-* there when TRUST_PROXY is on).
+ROOT_KEYS = ("wsgi.url_scheme", "HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "SCRIPT_NAME")
+
+
+_BASE_URLS: dict[tuple, str] = {}  # a few hosts at most; cleared when clients send many
+
 
 def base_url(of=None) -> str:
     """The SCIM base URL of this request (or of the werkzeug request `of`): url_root follows
     X-Forwarded-Proto/-Host when TRUST_PROXY is on (ngrok, reverse proxies)."""
-    return f"{(of or request).url_root}scim/v2/"
+    req = of or request
+    key = tuple(req.environ.get(name) for name in ROOT_KEYS)
+    found = _BASE_URLS.get(key)
+    if found is None:
+        if len(_BASE_URLS) >= 256:
+            _BASE_URLS.clear()
+        found = _BASE_URLS[key] = f"{req.url_root}scim/v2/"
+    return found
 
 
 def _etags(header: str) -> set[str]:
