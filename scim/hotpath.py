@@ -1,7 +1,8 @@
-"""The hot path: a thin WSGI dispatcher in front of Flask for the two reads IdPs send most, on PostgreSQL.
+"""The hot path: a thin WSGI dispatcher in front of Flask for the reads IdPs send most, on PostgreSQL.
 
-Okta and Entra look a user up (`GET /Users?filter=userName eq "..."`, or `externalId eq`) before each change
-and read it back by id (`GET /Users/<id>`) after. For exactly those requests, from a credential this worker
+Okta and Entra look a user up (`GET /Users?filter=userName eq "..."`, or `externalId eq`) before each change,
+read it back by id (`GET /Users/<id>`) after, and import users by pages (`GET /Users?startIndex=&count=`).
+For exactly those requests, from a credential this worker
 already holds, this answers without Flask's request machinery or an ORM session: the same credential check
 (scim.auth.identify), the same statements (scim.reads, compiled once and run on a cursor of this thread's
 own connection), the same rendering (scim.serialize, scim.responses) and the same audit row
@@ -27,7 +28,7 @@ from scim.auth import identify
 from scim.batching import AuditBatch
 from scim.errors import ScimError
 from scim.filters import USER_MAP, lookup_filter
-from scim.reads import LOOKUP_ATTRIBUTES, lookup, user_with_groups
+from scim.reads import LOOKUP_ATTRIBUTES, lookup, user_with_groups, users_page
 from scim.requests import base_url, check_filter_length, page_bounds
 from scim.resources import render_user, render_users
 from scim.responses import scim_response
@@ -156,13 +157,17 @@ class HotPath:
         if path.startswith(USERS + "/") and "/" not in path[len(USERS) + 1:] and not args:
             body = render_user(*user_with_groups(path[len(USERS) + 1:], self.runner), base)
             return scim_response(body, 200, {"ETag": body["meta"]["version"]})
-        if path != USERS or not args or set(args) - LIST_PARAMETERS or any(len(v) > 1 for v in args.listvalues()):
-            return None
-        found = lookup_filter(check_filter_length("filter", args.get("filter")), USER_MAP, LOOKUP_ATTRIBUTES)
-        if found is None:
+        if path != USERS or set(args) - LIST_PARAMETERS or any(len(v) > 1 for v in args.listvalues()):
             return None
         start, count = page_bounds(args.get("startIndex"), args.get("count"), self.app.config)
-        rows, total = lookup(*found, start, count, True, self.runner)
+        text = check_filter_length("filter", args.get("filter"))
+        if text is None:  # a page of an import
+            rows, total = users_page(start, count, True, self.runner)
+        else:
+            found = lookup_filter(text, USER_MAP, LOOKUP_ATTRIBUTES)
+            if found is None:
+                return None
+            rows, total = lookup(*found, start, count, True, self.runner)
         return scim_response(list_body(render_users(rows, base), total, start))
 
     def audit(self, request, response, name: str, started: float) -> None:

@@ -8,7 +8,7 @@ from models import User
 from scim.cursors import Cursor, encode, query_digest
 from scim.filters import AttributeMap, filter_to_where, lookup_filter
 from scim.keyset import KeysetPage, keyset_page
-from scim.reads import LOOKUP_ATTRIBUTES, lookup
+from scim.reads import LOOKUP_ATTRIBUTES, lookup, users_page
 from scim.requests import CursorPaging, check_filter_length, cursor_key, cursor_paging, page_args, param, wants
 from scim.responses import list_response
 from scim.sorting import sort_key
@@ -31,6 +31,8 @@ def list_resources(model, attributes: AttributeMap, render: Callable[[list], lis
     found = lookup_filter(filter_text, attributes, LOOKUP_ATTRIBUTES) if model is User and key is None else None
     if found:  # Okta's and Entra's lookup, with a statement built once
         rows, total = lookup(*found, start, count, wants("groups"))
+    elif model is User and key is None and where is None:  # an import's pages, likewise
+        rows, total = users_page(start, count, wants("groups"))
     else:
         rows, total = page(model, where, [] if key is None else [key.term()], start, count, extra)
     return list_response(render(rows), total, start)

@@ -13,7 +13,7 @@ from sqlalchemy import Integer, bindparam, func, null, select
 from models import User, db
 from scim.errors import not_found
 from scim.filters import USER_MAP, folded_column, folded_value
-from scim.store import group_pairs, groups_column, page_rows, records, valid_id
+from scim.store import group_pairs, groups_column, page_query, page_rows, records, valid_id
 
 LOOKUP_ATTRIBUTES = ("username", "externalid")  # the attributes IdPs look users up by
 
@@ -66,7 +66,15 @@ def _lookup_total(attribute: str) -> Prepared:
     return Prepared(lambda _dialect: select(func.count()).select_from(User).where(matches))
 
 
+def _page(with_groups: bool) -> Prepared:
+    """A page of all users, as the general path builds it with no filter and no sortBy."""
+    return Prepared(lambda dialect: page_query(
+        User, None, [User.created, User.id], bindparam("limit", type_=Integer),
+        offset=bindparam("offset", type_=Integer), extra=(_groups(with_groups, dialect),)))
+
+
 LOOKUPS = {(attribute, g): _lookup(attribute, g) for attribute in LOOKUP_ATTRIBUTES for g in (True, False)}
+PAGES = {g: _page(g) for g in (True, False)}
 LOOKUP_TOTALS = {attribute: _lookup_total(attribute) for attribute in LOOKUP_ATTRIBUTES}
 
 
@@ -84,6 +92,12 @@ def user_with_groups(user_id: str, runner=None, with_groups: bool = True) -> tup
         raise not_found("User", user_id)
     record, groups = records(User.__table__, rows[0])
     return record, group_pairs(groups)
+
+
+def users_page(start: int, count: int, with_groups: bool, runner=None) -> tuple:
+    """Page `startIndex` of all users and their total: what store.page gives with no filter and no sort."""
+    params = {"offset": start - 1, "limit": count}
+    return page_rows(User, (runner or SessionRunner()).rows(PAGES[with_groups], params))
 
 
 def lookup(attribute: str, value: str, start: int, count: int, with_groups: bool, runner=None) -> tuple:

@@ -63,6 +63,14 @@ def page_in_order(model, where: ColumnElement | None, ordering: list, count: int
     read through its own index range, the page being the first `count` of them all. `extra` columns (e.g. a
     user's groups) ride along. Rows are (record, *extra), where a record has the table's columns as
     attributes: plain rows, no ORM objects to build for a read."""
+    query = page_query(model, where, ordering, count, offset=offset, past=past, extra=extra)
+    return page_rows(model, db.session.execute(query).all())
+
+
+def page_query(model, where: ColumnElement | None, ordering: list, count, *, offset=None, past: tuple = (),
+               extra: tuple = ()):
+    """page_in_order's statement; `count` and `offset` may be bound parameters (scim.reads builds the first
+    page's statement once)."""
     table = model.__table__
     matches = select(model.id)
     total = select(func.count().label("total")).select_from(model)
@@ -76,7 +84,7 @@ def page_in_order(model, where: ColumnElement | None, ordering: list, count: int
              .outerjoin(ids, true()).outerjoin(table, table.c.id == ids.c.id).order_by(*ordering))
     if len(picked) > 1:
         query = query.limit(max(count, 1))  # the first `count` of the parts together (1: the total alone)
-    return page_rows(model, db.session.execute(query).all())
+    return query
 
 
 def page_rows(model, rows) -> tuple[list, int]:

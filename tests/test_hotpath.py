@@ -52,6 +52,11 @@ def audit_rows(count):
     '/scim/v2/Users?filter=userName eq "nobody@example.com"&startIndex=1&count=10',
     '/scim/v2/Users?filter=userName%20eq%20%22Barbara.Jensen%40example.com%22&count=1',
     '/scim/v2/Users?filter=username EQ "Barbara.Jensen@example.com"&startIndex=2',
+    "/scim/v2/Users",
+    "/scim/v2/Users?startIndex=1&count=100",
+    "/scim/v2/Users?startIndex=2&count=1",
+    "/scim/v2/Users?startIndex=50&count=10",
+    "/scim/v2/Users?count=0",
 ])
 def test_the_hot_path_answers_byte_for_byte_as_flask_does(app, people, path):
     hot, flask, answered = hot_and_flask(app, path.format(id=people["id"]))
@@ -70,7 +75,8 @@ def test_the_hot_path_answers_byte_for_byte_as_flask_does(app, people, path):
     ('/scim/v2/Users?filter=displayName eq "Barbara"', AUTH),
     ('/scim/v2/Users?filter=userName eq "x"&sortBy=userName', AUTH),
     ('/scim/v2/Users?filter=userName eq "x"&count=abc', AUTH),
-    ("/scim/v2/Users", AUTH),
+    ("/scim/v2/Users?cursor=", AUTH),
+    ("/scim/v2/Users?startIndex=1&startIndex=2", AUTH),
     ("/scim/v2/Users/{id}", {"Authorization": "Bearer wrong-token-of-some-length"}),
     ("/scim/v2/Users/{id}", {}),
 ])

@@ -13,7 +13,7 @@ from models import Group, User, db, utcnow
 from scim.errors import ScimError
 from scim.filters import USER_MAP, filter_to_where, matches, parse_filter
 from scim.patch import Limits, apply_patch, operations
-from scim.reads import lookup, user_with_groups
+from scim.reads import lookup, user_with_groups, users_page
 from scim.schema import USER
 from scim.serialize import Selection, group_to_scim, members_value, select_attributes, user_to_scim
 from scim.store import (
@@ -106,6 +106,17 @@ def test_the_lookup_statement_gives_what_the_general_page_gives(app, attribute, 
                                        start, count, (null(),))
     rows, total = lookup(attribute, value, start, count, with_groups=False)
     assert total == general_total
+    assert [vars(row[0]) for row in rows] == [vars(row[0]) for row in general_rows]
+
+
+@pytest.mark.parametrize("start, count", [(1, 100), (2, 1), (3, 10), (1, 0), (50, 10)])
+def test_the_first_pages_statement_gives_what_the_general_page_gives(app, start, count):
+    for name in ("a@example.com", "b@example.com", "c@example.com"):
+        stored_user(name)
+    db.session.commit()
+    general_rows, general_total = page(User, None, [], start, count, (null(),))
+    rows, total = users_page(start, count, with_groups=False)
+    assert total == general_total == 3
     assert [vars(row[0]) for row in rows] == [vars(row[0]) for row in general_rows]
 
 
