@@ -1,7 +1,8 @@
 """The audit trail: one row per SCIM request (refused ones too), and one JSON log line on stdout.
 
-The row is written after the request's own transaction has ended, in a short transaction of its own; a
-failure to write it is logged and never changes the answer the client gets.
+A write's row is committed in the write's own transaction (commit); a read's or a failure's after it
+(record); the hot path's reads hand theirs to scim/batching.py. A failure to write a row is logged and never
+changes the answer the client gets.
 """
 
 import json
