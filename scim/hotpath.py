@@ -115,7 +115,11 @@ class HotPath:
 
     def __call__(self, environ, start_response):
         if self.enabled and environ["REQUEST_METHOD"] == "GET" and environ.get("PATH_INFO", "").startswith(USERS):
-            response = self.answer(environ)
+            try:
+                response = self.answer(environ)
+            except Exception:  # never an unrendered failure: Flask answers, and renders any error it meets
+                log.exception("the hot path passes the request on after an unexpected error")
+                response = None
             if response is not None:
                 self.answered += 1
                 return response(environ, start_response)

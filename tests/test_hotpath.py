@@ -151,3 +151,14 @@ def test_round_trips_of_flask_requests(make_app, people, method, path, body, exp
         response = client.open(path, method=method, json=body, headers=AUTH)
         assert response.status_code in (200, 201), response.get_json()
         assert trips.count() - before == expected
+
+
+def test_an_unexpected_failure_on_the_hot_path_leaves_the_answer_to_flask(app, people, monkeypatch):
+    import scim.hotpath
+
+    def explode(*_args):
+        raise RuntimeError("secret internals")
+    monkeypatch.setattr(scim.hotpath, "render_user", explode)
+    hot, flask, answered = hot_and_flask(app, f"/scim/v2/Users/{people['id']}")
+    assert answered == 0
+    assert hot.status_code == 200 and hot.get_data() == flask.get_data()
