@@ -8,7 +8,7 @@ scim/hotpath.py, on PostgreSQL) with the SQL compiled from the same statement: o
 
 from collections.abc import Callable
 
-from sqlalchemy import Integer, bindparam, func, null, select
+from sqlalchemy import BigInteger, bindparam, func, null, select
 
 from models import User, db
 from scim.errors import not_found
@@ -57,7 +57,7 @@ def _lookup(attribute: str, with_groups: bool) -> Prepared:
     matches = folded_column(USER_MAP.scalars[attribute]) == bindparam("value")
     return Prepared(lambda dialect: select(func.count().over().label("total"), *table.c, _groups(with_groups, dialect))
                     .where(matches).order_by(table.c.created, table.c.id)
-                    .offset(bindparam("offset", type_=Integer)).limit(bindparam("limit", type_=Integer)))
+                    .offset(bindparam("offset", type_=BigInteger)).limit(bindparam("limit", type_=BigInteger)))
 
 
 def _lookup_total(attribute: str) -> Prepared:
@@ -69,8 +69,8 @@ def _lookup_total(attribute: str) -> Prepared:
 def _page(with_groups: bool) -> Prepared:
     """A page of all users, as the general path builds it with no filter and no sortBy."""
     return Prepared(lambda dialect: page_query(
-        User, None, [User.created, User.id], bindparam("limit", type_=Integer),
-        offset=bindparam("offset", type_=Integer), extra=(_groups(with_groups, dialect),)))
+        User, None, [User.created, User.id], bindparam("limit", type_=BigInteger),
+        offset=bindparam("offset", type_=BigInteger), extra=(_groups(with_groups, dialect),)))
 
 
 LOOKUPS = {(attribute, g): _lookup(attribute, g) for attribute in LOOKUP_ATTRIBUTES for g in (True, False)}
