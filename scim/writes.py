@@ -62,6 +62,7 @@ EMAIL_COLUMNS = ("value", "type", "is_primary")
 # What a write sets from the resource (user_row); id and created are set once, on create.
 WRITTEN = ("user_name", "display_name", "given_name", "family_name", "external_id", "active", "password_hash",
            "data", "last_modified")
+RETURNED = (USERS.c.id, USERS.c.created, USERS.c.version, USERS.c.active, USERS.c.data)
 POSTGRESQL = "postgresql"
 
 
@@ -83,11 +84,12 @@ def _insert_user(dialect: str):
 
 
 def _returning(statement, dialect: str):
-    """The written row; on PostgreSQL with the user's groups, and asking for the durable commit. (SQLite's
-    RETURNING cannot carry the groups' subquery: they are read after.)"""
+    """What the response needs of the written row and the write does not know (RETURNED); on PostgreSQL with
+    the user's groups, and asking for the durable commit. (SQLite's RETURNING cannot carry the groups'
+    subquery: they are read after.)"""
     if dialect != POSTGRESQL:
-        return statement.returning(*USERS.c)
-    return statement.returning(*USERS.c, groups_column(dialect).label("groups"), SYNCHRONOUS_COMMIT.label("durable"))
+        return statement.returning(*RETURNED)
+    return statement.returning(*RETURNED, groups_column(dialect).label("groups"), SYNCHRONOUS_COMMIT.label("durable"))
 
 
 def _new_version(values: dict, where=()):
@@ -175,16 +177,17 @@ def _add_emails(user_id: str, emails: list[dict]) -> None:
         db.session.execute(insert(EMAILS), [{"user_id": user_id, **email} for email in emails])
 
 
-def _written(result, dialect: str) -> tuple[SimpleNamespace, list[tuple[str, str]]] | None:
-    """(record, groups) of the row an UPDATE ... RETURNING wrote, or None when it matched none."""
+def _written(result, dialect: str, user_id: str, last_modified) -> tuple[SimpleNamespace, list] | None:
+    """(record, groups) of the user an UPDATE ... RETURNING wrote, or None when it matched no row."""
     row = result.first()
     if row is None:
         return None
+    record = SimpleNamespace(id=user_id, created=row.created, last_modified=last_modified, version=row.version,
+                             active=row.active, data=row.data)
     if dialect != POSTGRESQL:
-        return records(USERS, row)[0], groups_for(row.id)
+        return record, groups_for(user_id)
     made_durable()
-    record, groups, _durable = records(USERS, row)
-    return record, group_pairs(groups)
+    return record, group_pairs(row.groups)
 
 
 def expected_version(if_match: set[str] | None) -> int | None | bool:
@@ -228,7 +231,7 @@ def write_replacement(user_id: str, if_match: set[str] | None, resource: dict) -
             result = db.session.execute(REPLACE_IF_SAME_EMAILS.statement(dialect), {
                 **row, "user_id": user_id, "expected": expected,
                 "emails_doc": None if emails_doc is None else json.dumps(emails_doc)})
-        written = _written(result, dialect)
+        written = _written(result, dialect, user_id, row["last_modified"])
         if written is not None:
             return written
     return update_user(user_for_write(user_id, if_match), resource)
@@ -240,10 +243,10 @@ def write_active(user_id: str, if_match: set[str] | None, active: bool) -> tuple
     expected = expected_version(if_match)
     if not valid_id(user_id) or expected is False:
         return None
-    dialect = _dialect()
+    dialect, now = _dialect(), utcnow()
     result = db.session.execute(SET_ACTIVE.statement(dialect), {
-        "user_id": user_id, "expected": expected, "active": active, "last_modified": utcnow()})
-    return _written(result, dialect)
+        "user_id": user_id, "expected": expected, "active": active, "last_modified": now})
+    return _written(result, dialect, user_id, now)
 
 
 def user_for_write(user_id: str, if_match: set[str] | None = None) -> SimpleNamespace:
@@ -271,7 +274,7 @@ def update_user(current, resource: dict) -> tuple:
     with refused_as_duplicate(f"a user with userName {row['user_name']!r}"):
         result = db.session.execute(UPDATE_USER[rewrite].statement(dialect),
                                     {**row, "user_id": current.id, "expected": current.version, "emails": emails})
-    written = _written(result, dialect)
+    written = _written(result, dialect, current.id, row["last_modified"])
     if written is None:  # the version moved since it was read: a writer that held no lock got in between
         raise precondition_failed("the resource was modified by another request; read it again and retry")
     if rewrite and dialect != POSTGRESQL:
