@@ -16,7 +16,8 @@ from sqlalchemy import (
     Text,
     event,
     func,
-    text,
+    literal_column,
+    true,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -39,11 +40,25 @@ Base.metadata.naming_convention = NAMING
 db = SQLAlchemy(model_class=Base)
 
 
+# PostgreSQL: this transaction's commit waits until it is on disk (SET LOCAL synchronous_commit = on), as an
+# expression a write statement can carry, so that the durable commit costs no statement of its own.
+SYNCHRONOUS_COMMIT = func.set_config(literal_column("'synchronous_commit'"), literal_column("'on'"), true())
+DURABLE = "durable_transaction"  # session.info: the transaction whose statements set SYNCHRONOUS_COMMIT
+
+
+def made_durable() -> None:
+    """Note that a statement of this transaction evaluated SYNCHRONOUS_COMMIT (scim.writes does)."""
+    db.session.info[DURABLE] = db.session().get_transaction()
+
+
 def durable_commit() -> None:
     """Commit and wait until it is on disk. PostgreSQL connections here commit asynchronously by default
-    (reads and their audit rows: a crash may lose the trail's last milliseconds); data changes never do."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("SET LOCAL synchronous_commit = on"))
+    (reads and their audit rows: a crash may lose the trail's last milliseconds); data changes never do.
+    A transaction rolled back and begun again is a new one: its commit asks again."""
+    marked = db.session.info.pop(DURABLE, None)
+    asked = marked is not None and marked is db.session().get_transaction()
+    if db.session.get_bind().dialect.name == "postgresql" and not asked:
+        db.session.connection().exec_driver_sql("SET LOCAL synchronous_commit = on")
     db.session.info["committing"] = True  # from here on, a dropped connection leaves the outcome unknown
     db.session.commit()
     db.session.info["committing"] = False
@@ -110,15 +125,16 @@ class Resource:
 
     @declared_attr.directive
     def __mapper_args__(cls):
-        # Every UPDATE says "WHERE version = <the version read>" and bumps it: a concurrent writer that
+        # Every ORM UPDATE says "WHERE version = <the version read>" and bumps it: a concurrent writer that
         # read an older version fails (StaleDataError) instead of silently overwriting (RFC 7644 §3.14).
+        # scim.writes, which writes users with Core statements, does the same in its own UPDATEs.
         return {"version_id_col": cls.__table__.c.version}
 
 
 class User(Resource, db.Model):
     __tablename__ = "users"
 
-    # Indexed projections of `data`, written only by scim.store.write_user.
+    # Indexed projections of `data`, written only by scim.writes.
     user_name: Mapped[str] = mapped_column(String(255))
     display_name: Mapped[str | None] = mapped_column(String(255))
     given_name: Mapped[str | None] = mapped_column(String(255))

@@ -136,6 +136,22 @@ def apply_patch(resource: dict, schema: Attr, ops: list[Operation], max_values: 
     return normalize_resource(schema, result)
 
 
+def active_only(ops: list[Operation], schema: Attr) -> bool | None:
+    """When every operation sets or removes `active` and nothing else (Okta's path-less deactivation, Entra
+    ID's `{"op":"Replace","path":"active","value":"False"}`), the value `active` ends with, as apply_patch
+    would leave it (RFC 7644 §3.5.2.2: removed, the account is not active); otherwise None."""
+    attr = schema.child("active")
+    for operation in ops:
+        node = operation.path
+        if (not isinstance(node, AttrPath) or node.sub_attr or node.attr.lower() != "active"
+                or node.uri and node.uri.lower() != schema.name.lower()):
+            return None
+    value = None
+    for operation in ops:
+        value = None if operation.op == "remove" else coerce_any(attr, operation.value, attr.name)
+    return bool(value)
+
+
 def check_values(attr: Attr, values, max_values: int) -> None:
     if attr.multi and isinstance(values, list) and len(values) > max_values:
         raise invalid_value(f"{attr.name} may hold at most {max_values} values")

@@ -195,6 +195,8 @@ def selection(name: str) -> Selection:
 
 
 def _parse_names(name: str, raw: str) -> Selection:
+    if not raw:
+        return Selection()  # most requests: every attribute
     items = [part.strip() for part in raw.split(",") if part.strip()]
     limit = current_app.config["SCIM_MAX_ATTRIBUTE_NAMES"]
     if len(items) > limit:

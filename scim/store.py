@@ -1,14 +1,14 @@
 """Reading and writing resources: the one place that turns clean SCIM dicts into rows and back."""
 
 import json
+from contextlib import contextmanager
 from types import SimpleNamespace
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, true, union_all
+from sqlalchemy import ColumnElement, delete, func, select, true, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from werkzeug.security import generate_password_hash
 
-from models import Group, Link, User, UserEmail, db, utcnow
+from models import Group, Link, User, db, utcnow
 from scim.errors import invalid_value, not_found, precondition_failed, uniqueness
 
 CHUNK = 5000  # ids per IN (...) list: under SQLite's and PostgreSQL's bound-parameter limits
@@ -43,9 +43,14 @@ def get_for_write(model, resource_id: str, kind: str, if_match: set[str] | None 
         row = db.session.scalar(select(model).where(model.id == resource_id).with_for_update())
     if row is None:
         raise not_found(kind, resource_id)
-    if if_match is not None and "*" not in if_match and f'"{row.version}"' not in if_match:
-        raise precondition_failed(f"If-Match does not match the current version W/\"{row.version}\"")
+    check_if_match(row.version, if_match)
     return row
+
+
+def check_if_match(version: int, if_match: set[str] | None) -> None:
+    """RFC 7644 §3.14: 412, and nothing changes, unless If-Match (when sent) names the current version."""
+    if if_match is not None and "*" not in if_match and f'"{version}"' not in if_match:
+        raise precondition_failed(f"If-Match does not match the current version W/\"{version}\"")
 
 
 def page(model, where: ColumnElement | None, order: list, start: int, count: int,
@@ -133,54 +138,23 @@ def fits(values: dict, limit: int = 255) -> None:
             raise invalid_value(f"{key} is longer than {limit} characters")
 
 
-def flush_unique(what: str) -> None:
-    """Flush; a unique index refusing the write (even a concurrent worker's) becomes 409 uniqueness."""
+@contextmanager
+def refused_as_duplicate(what: str):
+    """A unique index refusing the writes inside (even for a concurrent worker's row) is 409 uniqueness."""
     try:
-        db.session.flush()
+        yield
     except IntegrityError:
         db.session.rollback()
         raise uniqueness(f"{what} already exists") from None
 
 
+def flush_unique(what: str) -> None:
+    """Flush; a unique index refusing the write (even a concurrent worker's) becomes 409 uniqueness."""
+    with refused_as_duplicate(what):
+        db.session.flush()
+
+
 # Users
-
-def write_user(user: User, resource: dict) -> User:
-    """Store a clean resource dict on `user`: `data`, the indexed columns, the emails table, the password."""
-    resource = dict(resource)
-    if user.id is not None:  # before the new values are set, so that autoflush cannot write them early
-        db.session.execute(delete(UserEmail).where(UserEmail.user_id == user.id))
-        touch(user)
-    password = resource.pop("password", None)
-    if password is not None:
-        # Kept only as a salted hash; never returned (RFC 7643 §4.1.1: returned "never").
-        user.password_hash = generate_password_hash(password)
-    name = resource.get("name", {})
-    fits({"userName": resource["userName"], "displayName": resource.get("displayName"),
-          "externalId": resource.get("externalId"), "name.givenName": name.get("givenName"),
-          "name.familyName": name.get("familyName")})
-    for email in resource.get("emails", []):
-        fits({"emails.value": email.get("value")})
-        fits({"emails.type": email.get("type")}, limit=64)
-    user.user_name = resource["userName"]
-    user.display_name = resource.get("displayName")
-    user.given_name = name.get("givenName")
-    user.family_name = name.get("familyName")
-    user.external_id = resource.get("externalId")
-    # Omitted from a PUT, active keeps its value: a replace must not re-enable a deactivated account.
-    user.active = resource.pop("active", True if user.active is None else user.active)
-    user.data = resource
-    if user.id is None:
-        db.session.add(user)
-    flush_unique(f"a user with userName {user.user_name!r}")
-    emails = [
-        {"user_id": user.id, "value": e.get("value"), "type": e.get("type"),
-         "is_primary": bool(e.get("primary"))}
-        for e in resource.get("emails", [])
-    ]
-    if emails:
-        db.session.execute(insert(UserEmail), emails)
-    return user
-
 
 def groups_for(user_id: str) -> list[tuple[str, str]]:
     return group_pairs(db.session.scalar(select(groups_column()).where(User.id == user_id)))

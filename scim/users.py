@@ -3,22 +3,24 @@
 from models import User, db
 from scim import bp
 from scim.audit import commit, note_secret
+from scim.errors import ScimError
 from scim.filters import USER_MAP
 from scim.listing import list_resources
-from scim.patch import apply_patch, check_resource_values, operations
+from scim.patch import active_only, apply_patch, check_resource_values, operations
 from scim.reads import user_with_groups
 from scim.requests import if_match, patch_limits, read_json, use_search_body
 from scim.resources import groups_if_wanted, render_user, render_users
 from scim.responses import no_content, resource_response
 from scim.schema import USER, normalize_resource
-from scim.store import get_for_write, groups_for, write_user
+from scim.store import get_for_write
+from scim.writes import insert_user, update_user, user_for_write, write_active, write_replacement
 
 
-def user_response(user: User, groups: list[tuple[str, str]], status: int = 200):
+def user_response(user, groups: list[tuple[str, str]], status: int = 200):
     return resource_response(render_user(user, groups), status)
 
 
-def current_resource(user: User) -> dict:
+def current_resource(user) -> dict:
     return {**user.data, "active": user.active}
 
 
@@ -43,7 +45,7 @@ def user_resource(body: dict) -> dict:
 
 @bp.post("/Users")
 def create_user():
-    user = write_user(User(), user_resource(read_json()))
+    user = insert_user(user_resource(read_json()))
     return commit(user_response(user, [], 201))  # a new user belongs to no group yet
 
 
@@ -52,24 +54,41 @@ def get_user(user_id):
     return user_response(*user_with_groups(user_id))
 
 
+def read_for(user_id: str, read):
+    """read() (the request body, checked); when it refuses the body, a missing user or a stale If-Match is
+    the answer instead, as when the user is read first (the writes below read it only when they must)."""
+    try:
+        return read()
+    except ScimError:
+        user_for_write(user_id, if_match())
+        raise
+
+
 @bp.put("/Users/<user_id>")
 def replace_user(user_id):
     # RFC 7644 §3.5.1: a full replace; id, meta and groups in the body are read-only and ignored.
-    user = get_for_write(User, user_id, "User", if_match())
-    write_user(user, user_resource(read_json()))
-    return commit(user_response(user, groups_for(user.id)))
+    resource = read_for(user_id, lambda: user_resource(read_json()))
+    return commit(user_response(*write_replacement(user_id, if_match(), resource)))
 
 
 @bp.patch("/Users/<user_id>")
 def patch_user(user_id):
     limits = patch_limits()
-    user = get_for_write(User, user_id, "User", if_match())
-    patched = apply_patch(current_resource(user), USER, operations(read_json(), USER, limits), limits.values)
+    ops = read_for(user_id, lambda: operations(read_json(), USER, limits))
+    active = read_for(user_id, lambda: active_only(ops, USER))
+    written = write_active(user_id, if_match(), active) if active is not None else None
+    if written is None:  # more than a deactivation, or no row matched: the user read locked says why
+        written = update_user(*patched_user(user_id, ops, limits))
+    return commit(user_response(*written))
+
+
+def patched_user(user_id: str, ops, limits) -> tuple:
+    user = user_for_write(user_id, if_match())
+    patched = apply_patch(current_resource(user), USER, ops, limits.values)
     # RFC 7644 §3.5.2.2: a removed attribute is unassigned; an account with no active state is not active.
     patched.setdefault("active", False)
     note_secret(patched.get("password"))
-    write_user(user, patched)
-    return commit(user_response(user, groups_for(user.id)))
+    return user, patched
 
 
 @bp.delete("/Users/<user_id>")

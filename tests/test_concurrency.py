@@ -10,7 +10,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from models import Link, User, db
+from models import Link, User, UserEmail, db
 from tests.conftest import user_body
 from tests.servers import gunicorn, request
 
@@ -93,6 +93,28 @@ def test_concurrent_writes_with_the_same_if_match_have_one_winner(instances):
     db.session.expire_all()
     stored = db.session.get(User, user_id)
     assert stored.data["title"] == winners[0] and stored.version == 2
+
+
+def test_concurrent_replaces_and_deactivations_leave_the_emails_table_as_the_last_write_says(instances):
+    # Each PUT brings other emails (so the emails table is rewritten), the PATCHes only deactivate: whatever
+    # order the row lock gives them, the table holds exactly the stored user's emails, and every write is a
+    # version of its own.
+    user_id = create(instances[0], "shifting@example.com")
+
+    def write(i):
+        if i % 3 == 2:
+            return request(instances[i % 2], "PATCH", f"/scim/v2/Users/{user_id}",
+                           {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]})[0]
+        emails = [{"value": f"writer{i}@example.com", "type": "work", "primary": True}]
+        return request(instances[i % 2], "PUT", f"/scim/v2/Users/{user_id}",
+                       user_body("shifting@example.com", emails=emails))[0]
+    assert at_once(12, write) == [200] * 12
+    db.session.expire_all()
+    stored = db.session.get(User, user_id)
+    rows = db.session.execute(select(UserEmail.value, UserEmail.type, UserEmail.is_primary)
+                              .where(UserEmail.user_id == user_id)).all()
+    assert rows == [(e["value"], e["type"], e["primary"]) for e in stored.data["emails"]]
+    assert stored.version == 13
 
 
 def test_user_deleted_while_being_added_to_a_group_leaves_no_dangling_link(instances):

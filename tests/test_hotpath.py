@@ -140,8 +140,18 @@ def test_a_hot_read_costs_two_round_trips(make_app, people, path, expected):
 @pytest.mark.parametrize("method, path, body, expected", [
     # Flask's path, for a read: no BEGIN, COMMIT or ping either.
     ("GET", "/scim/v2/Groups?count=10", None, 3),  # the page; its members; the audit row
-    # A create: BEGIN, the user, its emails, the durable commit's SET LOCAL, the audit row, COMMIT.
-    ("POST", "/scim/v2/Users", user_body("new@example.com"), 6 + SESSION_STATE),
+    # A create: BEGIN, the user with its emails (one statement, which also turns the durable commit on), the
+    # audit row, COMMIT.
+    ("POST", "/scim/v2/Users", user_body("new@example.com"), 4 + SESSION_STATE),
+    # Okta's profile push with the emails stored: BEGIN, one UPDATE (with the groups and the durable commit),
+    # the audit row, COMMIT.
+    ("PUT", "/scim/v2/Users/{id}", user_body("Barbara.Jensen@example.com", given="Babs", externalId="bjensen"),
+     4 + SESSION_STATE),
+    # Okta's and Entra ID's deactivation: the same.
+    ("PATCH", "/scim/v2/Users/{id}", {"Operations": [{"op": "replace", "value": {"active": False}}]},
+     4 + SESSION_STATE),
+    ("PATCH", "/scim/v2/Users/{id}", {"Operations": [{"op": "Replace", "path": "active", "value": "False"}]},
+     4 + SESSION_STATE),
 ])
 def test_round_trips_of_flask_requests(make_app, people, method, path, body, expected):
     other = make_app(SCIM_AUDIT_PRUNE_ONE_IN=0, SCIM_ACCESS_LOG=False)
@@ -149,7 +159,7 @@ def test_round_trips_of_flask_requests(make_app, people, method, path, body, exp
         client = other.test_client()
         client.get("/scim/v2/Groups?count=1", headers=AUTH)  # connects
         before = trips.count()
-        response = client.open(path, method=method, json=body, headers=AUTH)
+        response = client.open(path.format(id=people["id"]), method=method, json=body, headers=AUTH)
         assert response.status_code in (200, 201), response.get_json()
         assert trips.count() - before == expected
 

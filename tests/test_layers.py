@@ -6,10 +6,10 @@ import pathlib
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import null, select
+from sqlalchemy import event, null, select, text, update
 from werkzeug.security import check_password_hash
 
-from models import Group, User, db, utcnow
+from models import Group, User, UserEmail, db, durable_commit, utcnow
 from scim.errors import ScimError
 from scim.filters import USER_MAP, filter_to_where, matches, parse_filter
 from scim.patch import Limits, apply_patch, operations
@@ -23,8 +23,9 @@ from scim.store import (
     page,
     remove_members,
     write_group,
-    write_user,
 )
+from scim.writes import insert_user, update_user, user_for_write, write_active, write_replacement
+from tests.conftest import ON_POSTGRESQL
 
 SCIM = pathlib.Path(__file__).resolve().parent.parent / "scim"
 BASE = "https://idp.example/scim/v2/"
@@ -44,6 +45,7 @@ def imports(module: str) -> set[str]:
 @pytest.mark.parametrize("module, forbidden", [
     ("store", {"flask", "scim.serialize", "scim.audit", "scim.requests", "scim.responses", "scim.resources"}),
     ("reads", {"flask", "scim.serialize", "scim.audit", "scim.requests", "scim.responses", "scim.resources"}),
+    ("writes", {"flask", "scim.serialize", "scim.audit", "scim.requests", "scim.responses", "scim.resources"}),
     ("serialize", {"flask", "scim.store", "scim.requests", "scim.audit"}),
     ("errors", {"flask"}),
     ("filters", {"flask", "scim.requests", "scim.store"}),
@@ -60,8 +62,8 @@ def test_no_import_runs_back_up(module, forbidden):
 
 # The data layer: plain arguments in, records out.
 
-def stored_user(user_name: str, **extra) -> User:
-    return write_user(User(), {"userName": user_name, "emails": [{"value": user_name, "type": "work"}], **extra})
+def stored_user(user_name: str, **extra):
+    return insert_user({"userName": user_name, "emails": [{"value": user_name, "type": "work"}], **extra})
 
 
 def test_store_writes_a_user_with_its_emails_and_hashed_password(app):
@@ -73,13 +75,56 @@ def test_store_writes_a_user_with_its_emails_and_hashed_password(app):
     assert "password" not in record.data
 
 
-def test_store_refuses_a_write_whose_if_match_names_another_version(app):
+@pytest.mark.parametrize("read", [lambda user_id, tags: get_for_write(User, user_id, "User", tags), user_for_write])
+def test_store_refuses_a_write_whose_if_match_names_another_version(app, read):
     user = stored_user("etag@example.com")
     db.session.commit()
-    assert get_for_write(User, user.id, "User", {'"1"'}).id == user.id
-    assert get_for_write(User, user.id, "User", {"*"}).id == user.id
+    assert read(user.id, {'"1"'}).id == user.id
+    assert read(user.id, {"*"}).id == user.id
     with pytest.raises(ScimError) as refused:
-        get_for_write(User, user.id, "User", {'"7"'})
+        read(user.id, {'"7"'})
+    assert refused.value.status == 412
+
+
+def email_rows(user_id):
+    return db.session.execute(select(UserEmail.id, UserEmail.value, UserEmail.type, UserEmail.is_primary)
+                              .where(UserEmail.user_id == user_id).order_by(UserEmail.id)).all()
+
+
+def test_store_replace_is_a_new_version_keeping_active_and_password_when_not_sent(app):
+    user = stored_user("keep@example.com", password="Hidden-pass-1", active=False)
+    db.session.commit()
+    record, groups = update_user(user_for_write(user.id), {"userName": "keep@example.com", "title": "Boss",
+                                                           "emails": [{"value": "keep@example.com", "type": "work"}]})
+    db.session.commit()
+    stored = db.session.get(User, user.id)
+    assert (record.version, record.active, record.data["title"], groups) == (2, False, "Boss", [])
+    assert (stored.version, stored.active, stored.data["title"]) == (2, False, "Boss")
+    assert check_password_hash(stored.password_hash, "Hidden-pass-1")
+
+
+def test_store_rewrites_the_emails_only_when_they_change(app):
+    user = stored_user("mail@example.com")
+    db.session.commit()
+    before = email_rows(user.id)
+    update_user(user_for_write(user.id), {"userName": "mail@example.com", "active": False,
+                                          "emails": [{"value": "mail@example.com", "type": "work"}]})
+    assert email_rows(user.id) == before  # the same rows: not deleted and inserted again
+    update_user(user_for_write(user.id), {"userName": "mail@example.com", "emails": [
+        {"value": "home@example.com", "type": "home"}, {"value": "mail@example.com", "type": "work", "primary": True}]})
+    assert [row[1:] for row in email_rows(user.id)] == [("home@example.com", "home", False),
+                                                         ("mail@example.com", "work", True)]
+    update_user(user_for_write(user.id), {"userName": "mail@example.com"})
+    assert email_rows(user.id) == []
+
+
+def test_store_update_whose_version_moved_since_the_read_changes_nothing(app):
+    user = stored_user("moved@example.com")
+    db.session.commit()
+    current = user_for_write(user.id)
+    db.session.execute(update(User).where(User.id == user.id).values(version=User.version + 1))
+    with pytest.raises(ScimError) as refused:
+        update_user(current, {"userName": "moved@example.com", "title": "Lost"})
     assert refused.value.status == 412
 
 
@@ -186,3 +231,35 @@ def test_serialize_builds_members_and_selects_attributes(app):
     assert set(only_name) == {"schemas", "id", "displayName"}
     without_members = select_attributes(group, Selection(), Selection(whole={"members"}))
     assert "members" not in without_members and "meta" in without_members
+
+
+def synchronous_commit() -> str:
+    return db.session.scalar(text("SELECT current_setting('synchronous_commit')"))
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="SQLite commits to disk every time")
+@pytest.mark.parametrize("write", [
+    lambda: stored_user("durable@example.com"),
+    lambda: write_active(stored_user("durable@example.com").id, None, False),
+    lambda: write_replacement(stored_user("durable@example.com").id, None, {"userName": "durable@example.com"}),
+])
+def test_a_user_write_asks_for_the_durable_commit_in_its_own_statement(app, write):
+    assert synchronous_commit() == "off"  # the service's default: reads and their audit rows
+    write()
+    assert synchronous_commit() == "on"
+    statements = []
+    event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    durable_commit()
+    assert not any("synchronous_commit" in sql for sql in statements)
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="SQLite commits to disk every time")
+def test_a_transaction_begun_again_after_a_write_asks_for_the_durable_commit_itself(app):
+    stored_user("undone@example.com")
+    db.session.rollback()  # the write, and its setting, are undone
+    group = write_group(Group(), {"displayName": "Later"})
+    statements = []
+    event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    durable_commit()
+    assert "SET LOCAL synchronous_commit = on" in statements
+    assert db.session.get(Group, group.id) is not None

@@ -66,20 +66,22 @@ def test_if_none_match_with_the_current_version_is_304(api, make_user):
 
 def test_a_write_that_lost_a_race_on_the_version_is_412(api, make_user, monkeypatch):
     # The version moves between this request's read and its write (as when a writer that holds no lock,
-    # e.g. on SQLite, gets in between): the UPDATE ... WHERE version = <read> matches nothing.
+    # e.g. on SQLite, gets in between): the UPDATE ... WHERE version = <read> matches nothing. A PATCH of
+    # more than `active` reads the user first (a deactivation is one UPDATE, with no read to race).
     from sqlalchemy import update
 
     from scim import users
     user = make_user("race@example.com")
-    real = users.get_for_write
+    real = users.user_for_write
 
     def version_moves_meanwhile(*args):
         row = real(*args)
         db.session.execute(update(User).where(User.id == user["id"]).values(version=User.version + 1)
                            .execution_options(synchronize_session=False))
         return row
-    monkeypatch.setattr(users, "get_for_write", version_moves_meanwhile)
-    response = api.patch(f"/Users/{user['id']}", json=DEACTIVATE)
+    monkeypatch.setattr(users, "user_for_write", version_moves_meanwhile)
+    retitle = {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False, "title": "Boss"}}]}
+    response = api.patch(f"/Users/{user['id']}", json=retitle)
     assert response.status_code == 412
     assert stored_active(user["id"]) is True
 

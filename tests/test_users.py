@@ -263,3 +263,93 @@ def test_delete_is_204_then_404_for_every_operation(api, make_user):
     assert api.put(path, json=user_body("del@example.com")).status_code == 404
     assert api.patch(path, json=patch_body({"op": "replace", "value": {"active": False}})).status_code == 404
     assert api.delete(path).status_code == 404
+
+
+def emails_of(user_id):
+    db.session.expire_all()
+    return db.session.execute(select(UserEmail.value, UserEmail.type, UserEmail.is_primary)
+                              .where(UserEmail.user_id == user_id).order_by(UserEmail.id)).all()
+
+
+def test_put_with_other_emails_rewrites_them_and_filters_find_the_new_ones(api, make_user):
+    user = make_user("moving@example.com")
+    body = user_body("moving@example.com", emails=[{"value": "new@example.com", "type": "home", "primary": True}])
+    response = api.put(f"/Users/{user['id']}", json=body)
+    assert response.status_code == 200 and response.json["meta"]["version"] == 'W/"2"'
+    assert emails_of(user["id"]) == [("new@example.com", "home", True)]
+    found = api.get('/Users?filter=emails.value eq "new@example.com"').json["Resources"]
+    assert [u["id"] for u in found] == [user["id"]]
+    assert api.get('/Users?filter=emails.value eq "moving@example.com"').json["totalResults"] == 0
+
+
+@pytest.mark.parametrize("body", [
+    user_body("same@example.com", given="Other"),  # the same emails: one UPDATE, the emails table untouched
+    user_body("same@example.com", emails=[{"value": "same@example.com", "type": "home"}]),  # other emails
+])
+def test_put_keeps_the_emails_table_equal_to_the_emails(api, make_user, body):
+    user = make_user("same@example.com")
+    assert api.put(f"/Users/{user['id']}", json=body).status_code == 200
+    assert emails_of(user["id"]) == [(e["value"], e["type"], bool(e.get("primary"))) for e in body["emails"]]
+
+
+@pytest.mark.parametrize("method, body", [
+    ("put", {"userName": ""}),
+    ("put", user_body("x" * 300 + "@example.com")),  # refused by the size check of the data layer
+    ("patch", {"Operations": []}),
+    ("patch", patch_body({"op": "replace", "path": "active", "value": "maybe"})),
+])
+@pytest.mark.parametrize("missing, status", [(True, 404), (False, 412)])
+def test_a_missing_user_or_a_stale_if_match_is_answered_before_a_bad_body(api, make_user, method, body, missing,
+                                                                         status):
+    user = make_user("first@example.com")
+    if missing:
+        api.delete(f"/Users/{user['id']}")
+    response = getattr(api, method)(f"/Users/{user['id']}", json=body, headers={"If-Match": 'W/"7"'})
+    assert response.status_code == status
+
+
+@pytest.mark.parametrize("operations, active", [
+    ([{"op": "replace", "value": {"active": False}}], False),  # Okta
+    ([{"op": "Replace", "path": "active", "value": "False"}], False),  # Entra ID
+    ([{"op": "replace", "path": "urn:ietf:params:scim:schemas:core:2.0:User:active", "value": False}], False),
+    ([{"op": "remove", "path": "active"}], False),  # unassigned: not active
+    ([{"op": "replace", "path": "active", "value": None}], False),
+    ([{"op": "replace", "value": {"active": False}}, {"op": "replace", "path": "active", "value": "true"}], True),
+])
+def test_a_deactivation_changes_active_and_the_version_only(api, make_user, operations, active):
+    user = make_user("deactivated@example.com", active=not active, title="Engineer")
+    response = api.patch(f"/Users/{user['id']}", json=patch_body(*operations))
+    assert response.status_code == 200
+    assert response.json == {**user, "active": active, "meta": {
+        **user["meta"], "version": 'W/"2"', "lastModified": response.json["meta"]["lastModified"]}}
+    assert response.json["meta"]["lastModified"] > user["meta"]["lastModified"]
+    stored = row(user["id"])
+    assert (stored.active, stored.version, stored.data) == (active, 2, {k: v for k, v in user.items() if k not in (
+        "id", "meta", "schemas", "active")})
+
+
+# The writes Okta and Entra ID send most take a fixed number of statements (BEGIN and COMMIT not counted):
+# on PostgreSQL the write itself (which also asks for the durable commit) and the audit row; behind
+# PgBouncer first the transaction's session state; on SQLite BEGIN IMMEDIATE, the write, the user's groups
+# (or the emails) and the audit row.
+DEACTIVATE_OKTA = patch_body({"op": "replace", "value": {"active": False}})
+DEACTIVATE_ENTRA = patch_body({"op": "Replace", "path": "active", "value": "False"})
+STATEMENTS = {"postgresql": 2, "pgbouncer": 3, "sqlite": 4}
+
+
+@pytest.mark.parametrize("method, body", [
+    ("post", user_body("fresh@example.com", externalId="00u2", locale="en-US")),
+    ("put", user_body("counted@example.com", given="Changed", externalId="00u1")),
+    ("patch", DEACTIVATE_OKTA),
+    ("patch", DEACTIVATE_ENTRA),
+])
+@pytest.mark.parametrize("if_match", [None, 'W/"1"'])
+def test_the_writes_idps_send_most_take_a_fixed_number_of_statements(api, make_user, count_statements, method,
+                                                                     body, if_match):
+    from tests.conftest import BACKEND
+    user = make_user("counted@example.com", externalId="00u1")
+    path = "/Users" if method == "post" else f"/Users/{user['id']}"
+    with count_statements() as counted:
+        response = getattr(api, method)(path, json=body, headers={"If-Match": if_match} if if_match else {})
+    assert response.status_code in (200, 201), response.json
+    assert counted.count == STATEMENTS[BACKEND]
