@@ -1,8 +1,8 @@
 """Seeding: users, groups and memberships written straight through the app's data layer, fast.
 
-The rows are those scim.store.write_user and write_group would write: each user's Okta-shaped body goes
+The rows are those scim.writes and scim.store.write_group would write: each user's Okta-shaped body goes
 through the app's own normalize_resource, then password and active are taken out of `data` exactly as
-write_user does; users, user_emails, groups and link rows are inserted with SQLAlchemy Core in batches,
+scim.writes does; users, user_emails, groups and link rows are inserted with SQLAlchemy Core in batches,
 inside create_app()'s app context. Users are deterministic: user i always has the same id and userName.
 """
 
@@ -40,7 +40,7 @@ def user_body(i: int) -> dict:
 
 
 def stored_user(i: int) -> tuple[dict, bool]:
-    """(data, active) as write_user stores them: normalized, password and active taken out."""
+    """(data, active) as scim.writes stores them: normalized, password and active taken out."""
     data = normalize_resource(USER, user_body(i))
     data.pop("password", None)
     return data, data.pop("active", True)

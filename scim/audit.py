@@ -203,7 +203,8 @@ def add_to_transaction(response: Response) -> bool:
     fits its column, so the row cannot make the write fail; if it cannot even be built, the write goes on
     and after_request tries again."""
     try:
-        row = {**facts(response), "request_body": stored_body()}
+        g.audit_facts = facts(response)  # after_request logs the same facts, not built twice
+        row = {**g.audit_facts, "request_body": stored_body()}
     except Exception:
         log.exception("could not build the audit row")
         return False
@@ -224,9 +225,11 @@ def record(response: Response) -> Response:
     """after_request: the log line, and the audit row unless the write's transaction carried it.
     Never raises: a failure to audit is logged and never changes the answer."""
     try:
-        row = facts(response)
+        audited = g.pop("audited", False)
+        row = g.pop("audit_facts", None) if audited else None
+        row = row or facts(response)
         log_line(row)
-        if g.pop("audited", False) or g.get("database_misconfigured"):
+        if audited or g.get("database_misconfigured"):
             return response  # carried by the write's transaction, or no database to keep it (errors.py)
         if db.engine.dialect.name == "sqlite":
             db.session.rollback()  # SQLite: a read transaction cannot always turn into a write one
