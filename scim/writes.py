@@ -20,6 +20,7 @@ concurrent worker's) is 409.
 """
 
 import json
+import threading
 from types import SimpleNamespace
 
 from sqlalchemy import (
@@ -58,6 +59,15 @@ from scim.store import (
 
 USERS = User.__table__
 EMAILS = UserEmail.__table__
+# One password hash at a time in a worker process: werkzeug's scrypt takes 32 MB for each, and a gthread
+# worker's threads would otherwise hold one each at once. Hashing is CPU-bound, and gunicorn runs two
+# workers a CPU, so more at once in one process would not finish them sooner.
+HASHING = threading.BoundedSemaphore(1)
+
+
+def hash_password(password: str) -> str:
+    with HASHING:
+        return generate_password_hash(password)
 EMAIL_COLUMNS = ("value", "type", "is_primary")
 # What a write sets from the resource (user_row); id and created are set once, on create.
 WRITTEN = ("user_name", "display_name", "given_name", "family_name", "external_id", "active", "password_hash",
@@ -155,7 +165,7 @@ def user_row(resource: dict) -> tuple[dict, list[dict]]:
         "family_name": name.get("familyName"), "external_id": data.get("externalId"),
         "active": data.pop("active", None),
         # Kept only as a salted hash; never returned (RFC 7643 §4.1.1: returned "never").
-        "password_hash": generate_password_hash(password) if password is not None else None,
+        "password_hash": hash_password(password) if password is not None else None,
         "data": data,
         "last_modified": utcnow(),
     }

@@ -263,3 +263,26 @@ def test_a_transaction_begun_again_after_a_write_asks_for_the_durable_commit_its
     durable_commit()
     assert "SET LOCAL synchronous_commit = on" in statements
     assert db.session.get(Group, group.id) is not None
+
+
+def test_a_worker_hashes_one_password_at_a_time(monkeypatch):
+    """Each hash takes 32 MB (scrypt): a gthread worker's threads take turns instead of holding one each."""
+    import threading
+    import time
+
+    import scim.writes
+    running, most = [0], [0]
+
+    def slow_hash(_password):
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        running[0] -= 1
+        return "hashed"
+    monkeypatch.setattr(scim.writes, "generate_password_hash", slow_hash)
+    threads = [threading.Thread(target=scim.writes.hash_password, args=("pw",)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert most[0] == 1
