@@ -2,20 +2,25 @@
 
     .venv/bin/python bench/run.py [--quick] [--worker-class sync|gthread|both] [--threads T] [--workers W]
                                   [--users N] [--clients C] [--seconds S] [--max-requests R] [--reps K]
+                                  [--shared-buffers SIZE]
 
-1. A throwaway PostgreSQL (tests/pg.py), or the empty database DATABASE_URL names; migrations applied.
+1. A throwaway PostgreSQL (tests/pg.py, with shared_buffers=1GB: the tables, their indexes and the run's
+   audit rows stay in its cache, as a production database is sized), or the empty database DATABASE_URL
+   names; migrations applied.
 2. The first 10,000 users seeded (bench/seed.py). For each worker class in turn (sync: W workers; gthread:
    W workers x T threads) the service is started under gunicorn on a free loopback port, lookups are
    measured at 10,000 users, and it is stopped.
 3. The rest of the users and the groups seeded, once for the whole run; VACUUM ANALYZE.
 4. For each worker class in turn, the service and the floor (bench/baseline.py) started with that class
-   (the first class also checks that each returns a seeded user as seeded); each operation both answer
-   measured on the service, then at once on the floor: pairs back to back, so that other work on the
-   machine weighs on both alike. Then the scenarios only the service answers: PUT, PATCH, cursor pages
-   (bench/cursors.py; "not measured" unless /ServiceProviderConfig advertises them) and the group
-   scenarios. Both servers stopped, and the users the POST scenarios created deleted, so that the next
-   class meets the same tables. Throughout, each worker's memory is sampled and each scenario's CPU per
-   request (workers' and PostgreSQL's utime + stime) is metered.
+   (the first class also checks that each returns a seeded user as seeded). First the reads: each one both
+   answer measured on the service, then at once on the floor (pairs back to back, so that other work on
+   the machine weighs on both alike); then the reads only the service answers, cursor pages (bench/
+   cursors.py; "not measured" unless /ServiceProviderConfig advertises them). Then the writes, the same
+   way: POST on both, then PUT and PATCH on the service; last the group scenarios. Reads come before
+   writes so that every page compared with the first page reads the same table. Both servers stopped, and
+   the users the POST scenarios created deleted, so that the next class meets the same tables.
+   Throughout, each worker's memory is sampled and each scenario's CPU per request (workers' and
+   PostgreSQL's utime + stime) and PostgreSQL's blocks read from outside its buffers are metered.
 5. For each class the tables, the service/floor ratios by req/s and by CPU per request, memory; then issue
    5's targets with each class's figure, met or missed; everything written to bench/results/latest.json
    under "worker_classes". Servers are stopped and the throwaway database removed on any exit.
@@ -55,6 +60,7 @@ from scenarios import (  # noqa: E402
     FLOOR_SCENARIOS,
     NEW_USER_PREFIX,
     USER_SCENARIOS,
+    WRITE_SCENARIOS,
     Dataset,
     lookup,
     measure_groups,
@@ -79,6 +85,9 @@ def options(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-requests", type=int, help="request budget per scenario (default 20000)")
     parser.add_argument("--reps", type=int, help="repetitions of each group scenario (default 10)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few users, short scenarios")
+    parser.add_argument("--shared-buffers", default="1GB",
+                        help="the throwaway PostgreSQL's shared_buffers (default 1GB: the seeded tables, their "
+                             "indexes and the run's audit rows fit; PostgreSQL's own default is 128MB)")
     parser.add_argument("--output", default=os.path.join(BENCH, "results", "latest.json"))
     args = parser.parse_args(argv)
     args.users = args.users or (5000 if args.quick else 100000)
@@ -101,7 +110,8 @@ def machine() -> dict:
     import gunicorn
     return {"nproc": os.cpu_count(), "cpu": model, "memory_gb": round(total_kb / 1024 / 1024, 1),
             "kernel": platform.release(), "python": platform.python_version(), "gunicorn": gunicorn.__version__,
-            "postgresql": db.session.scalar(text("SHOW server_version"))}
+            "postgresql": db.session.scalar(text("SHOW server_version")),
+            "shared_buffers": db.session.scalar(text("SHOW shared_buffers"))}
 
 
 def neighbours() -> dict:
@@ -166,6 +176,15 @@ def verify(base: str, token: str, plan: seed.GroupPlan, groups: dict | None) -> 
         raise SystemExit(f"the seeded data does not come back through {base}: {problems}\n{got}")
 
 
+def blocks_read() -> int:
+    """Blocks the bench database has read from outside shared_buffers since it started (the statistics a
+    backend reports at most a second late: a scenario runs ten)."""
+    db.session.execute(text("SELECT pg_stat_clear_snapshot()"))
+    found = db.session.scalar(text("SELECT blks_read FROM pg_stat_database WHERE datname = current_database()"))
+    db.session.rollback()
+    return int(found or 0)
+
+
 class Server:
     """One gunicorn-served app under measurement: where it answers, its memory watch and CPU meter."""
 
@@ -176,7 +195,7 @@ class Server:
         log = os.path.join(workdir, f"{who}-{how.worker_class}.log")
         master = stack.enter_context(servers.gunicorn(app, port, how, env, log, extra))
         self.memory = stack.enter_context(servers.MemoryWatch(master.pid))
-        self.meter = servers.CpuMeter({"workers": master.pid, "postgres": postmaster})
+        self.meter = servers.CpuMeter({"workers": master.pid, "postgres": postmaster}, blocks_read)
         print(f"{who}: {app} under gunicorn, {how}, {self.base}", flush=True)
 
     def keep(self, into: list):
@@ -227,19 +246,30 @@ class Bench:
                 verify(service.base, self.token, self.plan, groups)
                 verify(floor.base, "-", self.plan, None)
             print_header()
-            for name in FLOOR_SCENARIOS:
-                for server in (service, floor):
-                    measure_users(server.base, server.token, data, [name], *self.budget, tag=f"{server.who}-{tag}",
-                                  on_result=server.keep(found[server.who]), meter=server.meter)
-            rest = [name for name in USER_SCENARIOS if name not in FLOOR_SCENARIOS]
-            measure_users(service.base, self.token, data, rest, *self.budget, tag=f"service-{tag}",
-                          on_result=service.keep(found["service"]), meter=service.meter)
+
+            def both(names):
+                for name in names:
+                    for server in (service, floor):
+                        measure_users(server.base, server.token, data, [name], *self.budget,
+                                      tag=f"{server.who}-{tag}", on_result=server.keep(found[server.who]),
+                                      meter=server.meter)
+
+            def service_only(names):
+                measure_users(service.base, self.token, data, names, *self.budget, tag=f"service-{tag}",
+                              on_result=service.keep(found["service"]), meter=service.meter)
+            # Every read before any write, so that the pages compared with the first page read the same table
+            # (the writes add users and leave row versions behind that each page's count then visits).
+            reads = [name for name in FLOOR_SCENARIOS if name not in WRITE_SCENARIOS]
+            both(reads)
+            service_only([name for name in USER_SCENARIOS if name not in FLOOR_SCENARIOS + WRITE_SCENARIOS])
             cursor = measure_cursor(service.base, self.token, data.total_users, *self.budget, meter=service.meter)
             if isinstance(cursor, str):
                 print(f"page_cursor: not measured: {cursor}", flush=True)
             else:
                 service.keep(found["service"])(cursor)
             found["cursor"] = cursor if isinstance(cursor, str) else "measured"
+            both([name for name in FLOOR_SCENARIOS if name not in reads])
+            service_only([name for name in USER_SCENARIOS if name not in FLOOR_SCENARIOS and name in WRITE_SCENARIOS])
             measure_groups(service.base, self.token, data, self.args.reps, on_result=service.keep(found["service"]))
         found["service_memory"], found["floor_memory"] = service.memory.report(), floor.memory.report()
         return found
@@ -285,7 +315,8 @@ def main(argv=None) -> None:
     workdir = tempfile.mkdtemp(prefix="scim-bench-")
     began = time.monotonic()
     with contextlib.ExitStack() as stack:
-        url = os.environ.get("DATABASE_URL") or stack.enter_context(throwaway_postgres("scim_bench"))
+        url = os.environ.get("DATABASE_URL") or stack.enter_context(
+            throwaway_postgres("scim_bench", shared_buffers=args.shared_buffers))
         migrate(url)
         app = create_app({"SQLALCHEMY_DATABASE_URI": url})
         stack.enter_context(app.app_context())

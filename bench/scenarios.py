@@ -215,6 +215,7 @@ def delete_created(client: Client, data: Dataset) -> None:
 
 FLOOR_SCENARIOS = ("lookup", "get_user", "page_first", "page_deep", "create_user", "create_user_password")
 USER_SCENARIOS = FLOOR_SCENARIOS + ("page_cursor_deep", "replace_user", "deactivate_user")
+WRITE_SCENARIOS = ("create_user", "create_user_password", "replace_user", "deactivate_user")
 
 
 def user_scenarios(data: Dataset, tag: str) -> dict:

@@ -102,15 +102,19 @@ class CpuMeter:
     ("workers") and the postmaster ("postgres"; left out when the database is not on this machine).
     """
 
-    def __init__(self, parents: dict[str, int | None]):
+    def __init__(self, parents: dict[str, int | None], blocks_read=None):
         self.parents = {name: pid for name, pid in parents.items() if pid}
         self.before: dict[str, dict[int, int]] = {}
+        # () -> blocks PostgreSQL read from outside its shared buffers so far (None: not counted)
+        self.blocks_read, self.blocks_before = blocks_read, 0
 
     def _snapshot(self) -> dict[str, dict[int, int]]:
         return {name: {pid: cpu_ticks(pid) for pid in children(parent)} for name, parent in self.parents.items()}
 
     def start(self) -> None:
         self.before = self._snapshot()
+        if self.blocks_read:
+            self.blocks_before = self.blocks_read()
 
     def stop(self, requests: int) -> dict:
         """CPU ms per request of each group, and the busiest worker's share of the workers' CPU: near 1 when
@@ -122,6 +126,9 @@ class CpuMeter:
                  for name, ticks in each.items()}
         workers = each.get("workers", [])
         found["busiest_worker_share"] = round(max(workers) / sum(workers), 2) if sum(workers) else None
+        if self.blocks_read and requests:
+            # a block not in shared_buffers costs a copy from the kernel's cache (or a disk read)
+            found["blocks_read_per_req"] = round((self.blocks_read() - self.blocks_before) / requests, 3)
         return found
 
 

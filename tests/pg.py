@@ -44,12 +44,13 @@ def _server_folder(prefix: str) -> str:
 
 
 class ThrowawayPostgres:
-    def __init__(self, database: str = "scim"):
+    def __init__(self, database: str = "scim", **settings: str):
         self.bindir = server_binaries()
         self.root = _server_folder("scim-pg-")
         self.data = os.path.join(self.root, "data")
         self.port = free_port()
         self.database = database
+        self.settings = settings  # more server settings (-c name=value), e.g. the bench's shared_buffers
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *command: str) -> None:
@@ -64,7 +65,8 @@ class ThrowawayPostgres:
 
     def start(self) -> None:
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+                   + "".join(f" -c {name}={value}" for name, value in self.settings.items()))
         self._run("pg_ctl", "-D", self.data, "-o", options, "-l", os.path.join(self.root, "log"), "-w", "start")
 
     def stop(self, mode: str = "fast") -> None:
@@ -77,9 +79,9 @@ class ThrowawayPostgres:
 
 
 @contextlib.contextmanager
-def throwaway_postgres(database: str = "scim"):
+def throwaway_postgres(database: str = "scim", **settings: str):
     """Start a private PostgreSQL, yield its SQLAlchemy URL, then stop it and delete its files."""
-    server = ThrowawayPostgres(database)
+    server = ThrowawayPostgres(database, **settings)
     try:
         server.create()
         yield server.url
