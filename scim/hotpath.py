@@ -1,7 +1,8 @@
 """The hot path: a thin WSGI dispatcher in front of Flask for the reads IdPs send most, on PostgreSQL.
 
 Okta and Entra look a user up (`GET /Users?filter=userName eq "..."`, or `externalId eq`) before each change,
-read it back by id (`GET /Users/<id>`) after, and import users by pages (`GET /Users?startIndex=&count=`).
+read it back by id (`GET /Users/<id>`) after, and import users by pages (`GET /Users?startIndex=&count=`, or
+an RFC 9865 walk: `GET /Users?cursor=&count=`).
 For exactly those requests, from a credential this worker
 already holds, this answers without Flask's request machinery or an ORM session: the same credential check
 (scim.auth.identify), the same statements (scim.reads, compiled once and run on a cursor of this thread's
@@ -21,15 +22,16 @@ import time
 import psycopg
 from werkzeug.wrappers import Request
 
-from models import db
+from models import User, db
 from scim import SECURITY_HEADERS
 from scim.audit import AUDIT_COLUMNS, AUDIT_INSERT, log_line, request_facts
 from scim.auth import identify
 from scim.batching import AuditBatch
 from scim.errors import ScimError
 from scim.filters import USER_MAP, lookup_filter
-from scim.reads import LOOKUP_ATTRIBUTES, lookup, user_with_groups, users_page
-from scim.requests import base_url, check_filter_length, page_bounds
+from scim.listing import list_digest, page_cursors
+from scim.reads import LOOKUP_ATTRIBUTES, lookup, user_with_groups, users_page, users_past
+from scim.requests import base_url, check_filter_length, cursor_key, cursor_paging_of, page_bounds
 from scim.resources import render_user, render_users
 from scim.responses import scim_response
 from scim.serialize import list_body
@@ -37,6 +39,8 @@ from scim.serialize import list_body
 log = logging.getLogger(__name__)
 USERS = "/scim/v2/Users"
 LIST_PARAMETERS = {"filter", "startIndex", "count"}
+CURSOR_PARAMETERS = {"cursor", "count"}
+ALL_USERS = list_digest(User, None, None, None)  # the cursor digest of the list of every user
 # A request with any of these is answered by Flask: conditional requests, bodies, CORS preflights.
 FLASK_HEADERS = ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH", "CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING")
 
@@ -161,7 +165,11 @@ class HotPath:
         if path.startswith(USERS + "/") and "/" not in path[len(USERS) + 1:] and not args:
             body = render_user(*user_with_groups(path[len(USERS) + 1:], self.runner), base)
             return scim_response(body, 200, {"ETag": body["meta"]["version"]})
-        if path != USERS or set(args) - LIST_PARAMETERS or any(len(v) > 1 for v in args.listvalues()):
+        if path != USERS or any(len(v) > 1 for v in args.listvalues()):
+            return None
+        if "cursor" in args:
+            return self.cursor_page(args, base) if set(args) <= CURSOR_PARAMETERS else None
+        if set(args) - LIST_PARAMETERS:
             return None
         start, count = page_bounds(args.get("startIndex"), args.get("count"), self.app.config)
         text = check_filter_length("filter", args.get("filter"))
@@ -173,6 +181,17 @@ class HotPath:
                 return None
             rows, total = lookup(*found, start, count, True, self.runner)
         return scim_response(list_body(render_users(rows, base), total, start))
+
+    def cursor_page(self, args, base: str):
+        """An RFC 9865 page of all users (no filter, no sortBy), as scim.listing.cursor_list answers it."""
+        config = self.app.config
+        paging = cursor_paging_of(args["cursor"], None, args.get("count"), ALL_USERS, config)
+        cursor = paging.cursor
+        result = users_past(cursor and cursor.position, cursor is not None and cursor.backward, paging.count, True,
+                            self.runner)
+        next_cursor, previous_cursor = page_cursors(result, paging, ALL_USERS, cursor_key())
+        return scim_response(list_body(render_users(result.rows, base), result.total, None, next_cursor,
+                                       previous_cursor))
 
     def audit(self, request, response, name: str, started: float) -> None:
         """The request's audit row, as Flask's path writes it; a failure to write it is logged (scim.audit)."""

@@ -39,13 +39,24 @@ def keyset_page(model, where: ColumnElement | None, key, count: int, position: t
     if position is not None:
         check_position(model, key, position)
         past = tuple(beyond(model, key, position, backward))
-    rows, total = page_in_order(model, where, ordering(model, key, backward), count + 1 if count else 0,
-                                past=past, extra=(*extra, *values))
+    rows, total = page_in_order(model, where, ordering(model, key, backward), asked(count), past=past,
+                                extra=(*extra, *values))
+    return keyset_result(rows, total, count, backward, len(values))
+
+
+def asked(count: int) -> int:
+    """The rows to read for a page of `count`: one more, which says whether more rows follow."""
+    return count + 1 if count else 0
+
+
+def keyset_result(rows: list, total: int, count: int, backward: bool, values: int = 0) -> KeysetPage:
+    """The page from the rows read for it (asked(count) of them, in the order read; each ends with its
+    `values` sort values)."""
     more, rows = len(rows) > count, rows[:count]
     if backward:
         rows.reverse()
-    positions = [(*row[len(row) - len(values):], row[0].created, row[0].id) for row in rows]
-    rows = [row[:len(row) - len(values)] for row in rows]
+    positions = [(*row[len(row) - values:], row[0].created, row[0].id) for row in rows]
+    rows = [row[:len(row) - values] for row in rows]
     return KeysetPage(rows, total, positions[0] if rows else None, positions[-1] if rows else None, more)
 
 
@@ -59,13 +70,18 @@ def beyond(model, key, position: tuple, backward: bool) -> list[ColumnElement]:
     """The rows strictly after `position` in the list's order (before it when `backward`), as conditions that
     follow one another in that order."""
     *value, created, row_id = position
-    ties = tuple_(model.created, model.id)
-    at = tuple_(literal(created, model.created.type), literal(row_id, model.id.type))
-    tie = ties < at if backward else ties > at
+    tie = past_tie(model, literal(created, model.created.type), literal(row_id, model.id.type), backward)
     if key is None:
         return [tie]
     # Ascending read forwards, or descending read backwards, goes towards greater values.
     return _past_key(key, value[0], key.descending == backward, tie)
+
+
+def past_tie(model, created, row_id, backward: bool) -> ColumnElement:
+    """The rows after (created, row_id) in `created, id` order, or before it when `backward`: one row-value
+    comparison, answered from the index on (created, id). The values may be bound parameters (scim.reads)."""
+    ties, at = tuple_(model.created, model.id), tuple_(created, row_id)
+    return ties < at if backward else ties > at
 
 
 def _past_key(key, value, upward: bool, tie: ColumnElement) -> list[ColumnElement]:

@@ -8,7 +8,7 @@ from models import User
 from scim.cursors import Cursor, encode, query_digest
 from scim.filters import AttributeMap, filter_to_where, lookup_filter
 from scim.keyset import KeysetPage, keyset_page
-from scim.reads import LOOKUP_ATTRIBUTES, lookup, users_page
+from scim.reads import LOOKUP_ATTRIBUTES, lookup, users_page, users_past
 from scim.requests import CursorPaging, check_filter_length, cursor_key, cursor_paging, page_args, param, wants
 from scim.responses import list_response
 from scim.sorting import sort_key
@@ -21,9 +21,7 @@ def list_resources(model, attributes: AttributeMap, render: Callable[[list], lis
     sort_by = check_filter_length("sortBy", param("sortBy"))
     where = filter_to_where(filter_text, attributes)
     key = sort_key(sort_by, param("sortOrder"), attributes)
-    # What a cursor is bound to: the list's type, filter and order (RFC 9865 §2: the same query throughout).
-    query = query_digest(model.__tablename__, (filter_text or "").strip(), (sort_by or "").strip().lower(),
-                         key is not None and key.descending)
+    query = list_digest(model, filter_text, sort_by, key)
     paging = cursor_paging(query)
     if paging is not None:
         return cursor_list(model, where, key, paging, query, render, extra)
@@ -38,19 +36,33 @@ def list_resources(model, attributes: AttributeMap, render: Callable[[list], lis
     return list_response(render(rows), total, start)
 
 
+def list_digest(model, filter_text: str | None, sort_by: str | None, key) -> str:
+    """What a cursor is bound to: the list's type, filter and order (RFC 9865 §2: the same query throughout)."""
+    return query_digest(model.__tablename__, (filter_text or "").strip(), (sort_by or "").strip().lower(),
+                        key is not None and key.descending)
+
+
 def cursor_list(model, where, key, paging: CursorPaging, query: str, render, extra: tuple):
     cursor = paging.cursor
-    result = keyset_page(model, where, key, paging.count, cursor and cursor.position,
-                         cursor is not None and cursor.backward, extra)
-    after, before = neighbours(result, cursor)
+    position, backward = cursor and cursor.position, cursor is not None and cursor.backward
+    if model is User and where is None and key is None:  # all users: statements built once
+        result = users_past(position, backward, paging.count, wants("groups"))
+    else:
+        result = keyset_page(model, where, key, paging.count, position, backward, extra)
+    next_cursor, previous_cursor = page_cursors(result, paging, query, cursor_key())
+    return list_response(render(result.rows), result.total, next_cursor=next_cursor, previous_cursor=previous_cursor)
+
+
+def page_cursors(result: KeysetPage, paging: CursorPaging, query: str, key: bytes) -> tuple[str | None, str | None]:
+    """The page's nextCursor and previousCursor (None where it has none), signed with `key`."""
+    after, before = neighbours(result, paging.cursor)
     issued = int(time.time())
 
     def issue(position: tuple | None, backward: bool) -> str | None:
         if position is None:
             return None
-        return encode(Cursor(position, backward, query, paging.count, issued), cursor_key())
-    return list_response(render(result.rows), result.total, next_cursor=issue(after, False),
-                         previous_cursor=issue(before, True))
+        return encode(Cursor(position, backward, query, paging.count, issued), key)
+    return issue(after, False), issue(before, True)
 
 
 def neighbours(result: KeysetPage, cursor: Cursor | None) -> tuple[tuple | None, tuple | None]:

@@ -13,6 +13,7 @@ from sqlalchemy import BigInteger, bindparam, func, null, select
 from models import User, db
 from scim.errors import not_found
 from scim.filters import USER_MAP, folded_column, folded_value
+from scim.keyset import KeysetPage, asked, check_position, keyset_result, ordering, past_tie
 from scim.store import group_pairs, groups_column, page_query, page_rows, records, valid_id
 
 LOOKUP_ATTRIBUTES = ("username", "externalid")  # the attributes IdPs look users up by
@@ -73,9 +74,20 @@ def _page(with_groups: bool) -> Prepared:
         offset=bindparam("offset", type_=BigInteger), extra=(_groups(with_groups, dialect),)))
 
 
+def _keyset(backward: bool, with_groups: bool) -> Prepared:
+    """The page of all users past a position (created, id), as scim.keyset builds it with no filter and no
+    sortBy."""
+    at = past_tie(User, bindparam("created", type_=User.created.type), bindparam("row_id", type_=User.id.type),
+                  backward)
+    return Prepared(lambda dialect: page_query(
+        User, None, ordering(User, None, backward), bindparam("limit", type_=BigInteger), past=(at,),
+        extra=(_groups(with_groups, dialect),)))
+
+
 LOOKUPS = {(attribute, g): _lookup(attribute, g) for attribute in LOOKUP_ATTRIBUTES for g in (True, False)}
 PAGES = {g: _page(g) for g in (True, False)}
 LOOKUP_TOTALS = {attribute: _lookup_total(attribute) for attribute in LOOKUP_ATTRIBUTES}
+KEYSETS = {(backward, g): _keyset(backward, g) for backward in (False, True) for g in (True, False)}
 
 
 class SessionRunner:
@@ -111,3 +123,17 @@ def lookup(attribute: str, value: str, start: int, count: int, with_groups: bool
     empty = start > 1 or count == 0  # else no row means no match
     total = runner.rows(LOOKUP_TOTALS[attribute], {"value": params["value"]})[0][0] if empty else 0
     return [], total
+
+
+def users_past(position: tuple | None, backward: bool, count: int, with_groups: bool, runner=None) -> KeysetPage:
+    """The cursor page of all users past `position` (from the start without one): what scim.keyset.keyset_page
+    gives with no filter and no sortBy."""
+    runner = runner or SessionRunner()
+    if position is None:
+        rows = runner.rows(PAGES[with_groups], {"offset": 0, "limit": asked(count)})
+    else:
+        check_position(User, None, position)
+        created, row_id = position
+        rows = runner.rows(KEYSETS[(backward, with_groups)], {"created": created, "row_id": row_id,
+                                                              "limit": asked(count)})
+    return keyset_result(*page_rows(User, rows), count, backward)

@@ -142,34 +142,39 @@ class CursorPaging:
 
 def cursor_paging(query: str) -> CursorPaging | None:
     """RFC 9865 §2: a `cursor` parameter asks for cursor paging, empty for the first page; without one the
-    list is paged by index (the default, RFC 9865 §2.4). A cursor must be one this service issued, for the
-    same list (`query`: scim.cursors.query_digest) and count, within SCIM_CURSOR_TIMEOUT seconds."""
-    text = param("cursor")
+    list is paged by index (the default, RFC 9865 §2.4)."""
+    return cursor_paging_of(param("cursor"), param("startIndex"), param("count"), query, current_app.config)
+
+
+def cursor_paging_of(text: str | None, start: str | None, count: str | None, query: str,
+                     config) -> CursorPaging | None:
+    """cursor_paging from the parameters' values (the hot path has no Flask request). A cursor must be one
+    this service issued, for the same list (`query`: scim.cursors.query_digest) and count, within
+    SCIM_CURSOR_TIMEOUT seconds."""
     if text is None:
         return None
-    if param("startIndex") is not None:
+    if start is not None:
         raise invalid_value("startIndex and cursor ask for different paging methods: send one of them")
-    count = cursor_count()
+    size = cursor_count(count, config)
     if text == "":
-        return CursorPaging(None, count)
-    cursor = decode(text, cursor_key())
-    timeout = current_app.config["SCIM_CURSOR_TIMEOUT"]
+        return CursorPaging(None, size)
+    cursor = decode(text, signing_key(config["SCIM_TOKEN_PEPPER"]))
+    timeout = config["SCIM_CURSOR_TIMEOUT"]
     if timeout and time.time() - cursor.issued > timeout:
         raise expired_cursor(f"the cursor is more than {timeout} seconds old (cursorTimeout): start again with "
                              "an empty cursor")
     if cursor.query != query:
         raise invalid_cursor("the cursor belongs to another list: the filter, sortBy and sortOrder must stay "
                              "those of the request that returned it")
-    if cursor.count != count:
+    if cursor.count != size:
         raise invalid_count(f"count must stay {cursor.count}, the count of the request that returned the cursor")
-    return CursorPaging(cursor, count)
+    return CursorPaging(cursor, size)
 
 
-def cursor_count() -> int:
+def cursor_count(raw: str | None, config) -> int:
     """RFC 9865 §2 and §2.1: count below 0 means 0; more than maxPageSize (SCIM_MAX_PAGE_SIZE), or not an
     integer, is 400 invalidCount. Without count, SCIM_DEFAULT_PAGE_SIZE."""
-    config = current_app.config
-    raw, limit = param("count"), config["SCIM_MAX_PAGE_SIZE"]
+    limit = config["SCIM_MAX_PAGE_SIZE"]
     if raw is None or raw == "":
         return min(config["SCIM_DEFAULT_PAGE_SIZE"], limit)
     try:

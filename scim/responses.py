@@ -40,4 +40,7 @@ def resource_response(body: dict, status: int = 200) -> Response:
 
 def list_response(resources: list[dict], total: int, start: int | None = None, next_cursor: str | None = None,
                   previous_cursor: str | None = None) -> Response:
-    return scim_response(list_body([selected(r) for r in resources], total, start, next_cursor, previous_cursor))
+    included, excluded = selection("attributes"), selection("excludedAttributes")  # once for the whole page
+    if included or excluded:
+        resources = [select_attributes(r, included, excluded) for r in resources]
+    return scim_response(list_body(resources, total, start, next_cursor, previous_cursor))

@@ -97,11 +97,16 @@ def page_rows(model, rows) -> tuple[list, int]:
     return [records(model.__table__, row, 1) for row in rows if row[1] is not None], rows[0][0]
 
 
+_KEYS: dict = {}  # table -> its column names, in order (asked once per row of every page)
+
+
 def records(table, row, offset: int = 0) -> tuple:
     """(record, *rest): the table's columns of a row (from `offset` on) as one object, then the rest."""
-    width = len(table.c)
-    columns = dict(zip(table.c.keys(), row[offset:offset + width], strict=True))
-    return (SimpleNamespace(**columns), *row[offset + width:])
+    keys = _KEYS.get(table)
+    if keys is None:
+        keys = _KEYS[table] = tuple(table.c.keys())
+    width = len(keys)
+    return (SimpleNamespace(**dict(zip(keys, row[offset:offset + width], strict=True))), *row[offset + width:])
 
 
 _GROUPS_COLUMNS: dict = {}

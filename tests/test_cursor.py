@@ -241,7 +241,14 @@ def offset_of(statement: str, parameters) -> int | None:
     return parameters[found.group(2)] if found.group(2) else parameters[statement[:found.start(1)].count("?")]
 
 
-def test_a_cursor_page_is_found_by_position_not_by_offset(api, crowd):
+@pytest.fixture
+def flask_only(app, monkeypatch):
+    """Every request answered by Flask's path, whose statements the engine's events see. On PostgreSQL the
+    hot path (scim/hotpath.py) runs the very same statements (scim.reads.KEYSETS, PAGES) on its own cursor."""
+    monkeypatch.setattr(app.extensions["scim.hotpath"], "enabled", False)
+
+
+def test_a_cursor_page_is_found_by_position_not_by_offset(api, crowd, flask_only):
     deep = walk(api)[-2]["nextCursor"]
     statements = []
 
@@ -257,13 +264,13 @@ def test_a_cursor_page_is_found_by_position_not_by_offset(api, crowd):
     assert offset_of(query, parameters) in (None, 0)
 
 
-def test_first_and_deep_pages_take_the_same_statements(api, crowd, count_statements):
+def test_first_and_deep_pages_take_the_same_statements(api, crowd, count_statements, flask_only):
     deep = walk(api)[-2]["nextCursor"]
     with count_statements() as first:
         get_page(api, "/Users?cursor=&count=2")
     with count_statements() as later:
         get_page(api, f"/Users?cursor={deep}&count=2")
-    assert first.count == later.count <= 6
+    assert 0 < first.count == later.count <= 6
 
 
 # Errors (RFC 9865 §2.1)

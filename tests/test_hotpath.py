@@ -69,6 +69,32 @@ def test_the_hot_path_answers_byte_for_byte_as_flask_does(app, people, path):
     assert hot_row == flask_row and hot_row["status"] == 200 and hot_row["token_name"] == "SCIM_BEARER_TOKEN"
 
 
+def test_a_cursor_walk_is_answered_byte_for_byte_as_flask_does(app, people, monkeypatch):
+    """RFC 9865 pages of all users, forwards and back: each page's body (cursors included: they are issued at
+    one frozen second here) and audit row are those Flask's path gives."""
+    monkeypatch.setattr("scim.listing.time", type("Frozen", (), {"time": staticmethod(lambda: 1_800_000_000.0)}))
+    monkeypatch.setattr("scim.requests.time", type("Frozen", (), {"time": staticmethod(lambda: 1_800_000_000.0)}))
+    seen, path, pages = [], "/scim/v2/Users?cursor=&count=1", []
+    for _ in range(3):  # two users: two pages forwards, then back from the last
+        hot, flask, answered = hot_and_flask(app, path)
+        assert answered == 1
+        assert hot.status_code == flask.status_code == 200
+        assert hot.headers.to_wsgi_list() == flask.headers.to_wsgi_list()
+        assert hot.get_data() == flask.get_data()
+        hot_row, flask_row = audit_rows(2)[::-1]
+        assert hot_row == flask_row and hot_row["status"] == 200
+        body = hot.get_json()
+        pages.append(body)
+        seen += [user["id"] for user in body["Resources"]]
+        going = body.get("nextCursor") if len(pages) < 2 else body.get("previousCursor")
+        path = f"/scim/v2/Users?cursor={going}&count=1"
+    assert pages[0]["totalResults"] == 2 and "previousCursor" not in pages[0] and "nextCursor" not in pages[1]
+    assert seen[0] == seen[2] != seen[1] and people["id"] in seen
+    for path in ("/scim/v2/Users?cursor=", "/scim/v2/Users?count=0&cursor="):
+        hot, flask, answered = hot_and_flask(app, path)
+        assert (answered, hot.status_code, hot.get_data()) == (1, 200, flask.get_data())
+
+
 @pytest.mark.parametrize("path, headers", [
     ("/scim/v2/Users/{id}?attributes=userName", AUTH),
     ("/scim/v2/Users/{id}", {**AUTH, "If-None-Match": 'W/"1"'}),
@@ -76,7 +102,11 @@ def test_the_hot_path_answers_byte_for_byte_as_flask_does(app, people, path):
     ('/scim/v2/Users?filter=displayName eq "Barbara"', AUTH),
     ('/scim/v2/Users?filter=userName eq "x"&sortBy=userName', AUTH),
     ('/scim/v2/Users?filter=userName eq "x"&count=abc', AUTH),
-    ("/scim/v2/Users?cursor=", AUTH),
+    ("/scim/v2/Users?cursor=not-one-we-issued", AUTH),
+    ("/scim/v2/Users?cursor=&startIndex=1", AUTH),
+    ('/scim/v2/Users?cursor=&filter=userName eq "x"', AUTH),
+    ("/scim/v2/Users?cursor=&count=abc", AUTH),
+    ("/scim/v2/Users?cursor=&sortBy=userName", AUTH),
     ("/scim/v2/Users?startIndex=1&startIndex=2", AUTH),
     ("/scim/v2/Users/{id}", {"Authorization": "Bearer wrong-token-of-some-length"}),
     ("/scim/v2/Users/{id}", {}),
@@ -125,14 +155,17 @@ def round_trips(app):
 @pytest.mark.parametrize("path, expected", [
     ("/scim/v2/Users/{id}", 2),  # the user with its groups; the audit row. No BEGIN, COMMIT or ping.
     ('/scim/v2/Users?filter=userName eq "barbara.jensen@example.com"', 2),  # the page with its total; audit
+    ("/scim/v2/Users?cursor={cursor}&count=1", 2),  # an RFC 9865 page with its total; audit
 ])
 def test_a_hot_read_costs_two_round_trips(make_app, people, path, expected):
     other = make_app(SCIM_AUDIT_PRUNE_ONE_IN=0, SCIM_ACCESS_LOG=False)
     with round_trips(other) as trips:
         client = other.test_client()
-        assert client.get(path.format(id=people["id"]), headers=AUTH).status_code == 200  # connects
+        first = client.get("/scim/v2/Users?cursor=&count=1", headers=AUTH)  # connects
+        assert first.status_code == 200
+        path = path.format(id=people["id"], cursor=first.get_json()["nextCursor"])
         before = trips.count()
-        assert client.get(path.format(id=people["id"]), headers=AUTH).status_code == 200
+        assert client.get(path, headers=AUTH).status_code == 200
         assert trips.count() - before == expected
         assert other.extensions["scim.hotpath"].answered == 2
 
