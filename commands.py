@@ -1,5 +1,6 @@
-"""Operator commands, on Flask's CLI: `python manage.py tokens ...` and `python manage.py audit ...`."""
+"""Operator commands, on Flask's CLI: `python manage.py tenants ...`, `tokens ...` and `audit ...`."""
 
+import contextlib
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -7,8 +8,17 @@ from datetime import UTC, datetime, timedelta
 import click
 from sqlalchemy import func, or_, select
 
-from models import AuditEntry, User, db, utcnow
+from models import DEFAULT_TENANT, AuditEntry, User, db, utcnow
 from scim.audit import prune
+from scim.tenants import (
+    TenantError,
+    create_tenant,
+    delete_tenant,
+    find_tenant,
+    set_disabled,
+    tenant_names,
+    tenant_summaries,
+)
 from scim.tokens import all_tokens, aware, create_token, revoke_token, state
 
 DURATION = re.compile(r"^(\d+)\s*([mhdw])$")
@@ -32,6 +42,75 @@ def when(moment: datetime | None) -> str:
     return aware(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
+@contextlib.contextmanager
+def as_click_error():
+    """A tenant command that cannot be done as asked: its reason, one line, exit 1."""
+    try:
+        yield
+    except TenantError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def tenant_id_of(name: str) -> int:
+    with as_click_error():
+        return find_tenant(name).id
+
+
+@click.group("tenants")
+def tenants_cli():
+    """Create, list, disable and delete tenants: one per customer's Okta org or Entra tenant."""
+
+
+@tenants_cli.command("create")
+@click.argument("name")
+def tenants_create(name):
+    """A new tenant, with no users, groups or credentials yet."""
+    with as_click_error():
+        tenant = create_tenant(name)
+    click.echo(f"Tenant {tenant.name!r} created. Give it a credential: "
+               f"python manage.py tokens create NAME --tenant {tenant.name}")
+
+
+@tenants_cli.command("list")
+def tenants_list():
+    """Names, dates and counts of every tenant."""
+    rows = [(t.name, when(t.created), "disabled" if t.disabled else "enabled", t.users, t.groups, t.tokens,
+             when(t.last_request)) for t in tenant_summaries()]
+    table(("NAME", "CREATED", "STATE", "USERS", "GROUPS", "TOKENS", "LAST REQUEST"), rows)
+
+
+@tenants_cli.command("disable")
+@click.argument("name")
+def tenants_disable(name):
+    """Refuse every credential of the tenant (401), in every worker; its data is kept."""
+    with as_click_error():
+        set_disabled(name, True)
+    click.echo(f"Tenant {name!r} disabled: its credentials are refused; its data is kept")
+
+
+@tenants_cli.command("enable")
+@click.argument("name")
+def tenants_enable(name):
+    """Accept the tenant's credentials again."""
+    with as_click_error():
+        set_disabled(name, False)
+    click.echo(f"Tenant {name!r} enabled")
+
+
+@tenants_cli.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def tenants_delete(name, yes):
+    """Delete the tenant with all its users, groups, credentials and audit rows, in one transaction."""
+    tenant_id_of(name)
+    if not yes:
+        click.confirm(f"Delete tenant {name!r} and all of its users, groups, credentials and audit rows?",
+                      abort=True)
+    with as_click_error():
+        counts = delete_tenant(name)
+    click.echo(f"Tenant {name!r} deleted, with " + ", ".join(f"{n} {label}" for label, n in counts.items()))
+
+
 @click.group("tokens")
 def tokens_cli():
     """Create, list and revoke the credentials IdPs use."""
@@ -41,11 +120,15 @@ def tokens_cli():
 @click.argument("name")
 @click.option("--expires", help="When it stops working: 90d, 12h, or a date such as 2027-01-31.")
 @click.option("--basic", "basic_user", metavar="USERNAME", help="An HTTP Basic user/password pair instead.")
-def tokens_create(name, expires, basic_user):
+@click.option("--tenant", default=DEFAULT_TENANT, show_default=True,
+              help="The tenant whose data the credential reads and writes.")
+def tokens_create(name, expires, basic_user, tenant):
     """Create a credential and print its secret, once."""
+    tenant_id = tenant_id_of(tenant)
     if any(t.name == name for t in all_tokens()):
         raise click.ClickException(f"a token named {name!r} already exists")
-    token, secret = create_token(name, parse_moment(expires, future=True) if expires else None, basic_user)
+    token, secret = create_token(name, parse_moment(expires, future=True) if expires else None, basic_user,
+                                 tenant_id)
     if basic_user:
         click.echo(f"Basic credentials {name!r} created. Username: {basic_user}  Password (shown once):")
     else:
@@ -58,8 +141,10 @@ def tokens_create(name, expires, basic_user):
 @tokens_cli.command("list")
 def tokens_list():
     """Names, dates and states; never secrets."""
-    rows = [(t.name, t.kind, when(t.created), when(t.last_used), when(t.expires), state(t)) for t in all_tokens()]
-    table(("NAME", "KIND", "CREATED", "LAST USED", "EXPIRES", "STATE"), rows)
+    names = tenant_names()
+    rows = [(t.name, names[t.tenant_id], t.kind, when(t.created), when(t.last_used), when(t.expires), state(t))
+            for t in all_tokens()]
+    table(("NAME", "TENANT", "KIND", "CREATED", "LAST USED", "EXPIRES", "STATE"), rows)
 
 
 @tokens_cli.command("revoke")
@@ -78,15 +163,18 @@ def table(headers: tuple, rows: list[tuple]) -> None:
         click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
 
 
-def audit_query(since, failed, user):
+def audit_query(since, failed, user, tenant=None):
     query = select(AuditEntry).order_by(AuditEntry.id)
+    tenant_id = tenant_id_of(tenant) if tenant else None
+    if tenant_id is not None:
+        query = query.where(AuditEntry.tenant_id == tenant_id)
     if since:
         query = query.where(AuditEntry.at >= parse_moment(since, future=False))
     if failed:
         query = query.where(AuditEntry.status >= 400)
     if user:
-        ids = set(db.session.scalars(select(User.id).where(
-            or_(User.id == user, func.lower(User.user_name) == user.lower()))))
+        users = select(User.id).where(or_(User.id == user, func.lower(User.user_name) == user.lower()))
+        ids = set(db.session.scalars(users if tenant_id is None else users.where(User.tenant_id == tenant_id)))
         # A deleted or never-created user is still found by the name in the bodies sent for it.
         query = query.where(or_(AuditEntry.resource_id.in_(ids | {user}),
                                 func.lower(AuditEntry.request_body).contains(user.lower(), autoescape=True)))
@@ -105,15 +193,16 @@ AUDIT_HEADERS = ("TIME (UTC)", "TOKEN", "CLIENT", "METHOD", "PATH", "STATUS", "S
 @click.option("--since", help="Only requests since then: 15m, 2h, 7d, or a date.")
 @click.option("--failed", is_flag=True, help="Only requests answered with an error (4xx, 5xx).")
 @click.option("--user", help="Only requests about this user (userName or id).")
+@click.option("--tenant", help="Only requests made with this tenant's credentials.")
 @click.option("--limit", default=50, show_default=True, help="The most recent N rows.")
 @click.option("--follow", is_flag=True, help="Keep printing new requests as they arrive (Ctrl-C stops).")
 @click.option("--polls", default=0, hidden=True, help="With --follow: stop after this many polls (0: never).")
 @click.pass_context
-def audit_cli(ctx, since, failed, user, limit, follow, polls):
+def audit_cli(ctx, since, failed, user, tenant, limit, follow, polls):
     """Show the audit trail of SCIM requests as a table."""
     if ctx.invoked_subcommand:
         return
-    query = audit_query(since, failed, user)
+    query = audit_query(since, failed, user, tenant)
     entries = list(reversed(db.session.scalars(query.order_by(None).order_by(AuditEntry.id.desc())
                                                .limit(limit)).all()))
     table(AUDIT_HEADERS, audit_rows(entries))

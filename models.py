@@ -112,11 +112,35 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class Tenant(db.Model):
+    """One customer's IdP connection (an Okta org, an Entra tenant): the users, groups, credentials and audit
+    rows that belong to it are seen by its credentials only."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # its credentials refused since
+
+
+# The tenant every deployment has (made by migration 0005): SCIM_BEARER_TOKEN and every credential created
+# without --tenant belong to it, so a deployment that serves one customer never names one.
+DEFAULT_TENANT_ID = 1
+DEFAULT_TENANT = "default"
+
+
+def tenant_column() -> Mapped[int]:
+    """The owning tenant: required, and its rows go with it (tenants delete)."""
+    return mapped_column(Integer, ForeignKey("tenants.id", ondelete="CASCADE"))
+
+
 class Resource:
-    """Columns every SCIM resource shares: id, externalId and the facts behind `meta`."""
+    """Columns every SCIM resource shares: its tenant, id, externalId and the facts behind `meta`."""
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    external_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    tenant_id: Mapped[int] = tenant_column()
+    external_id: Mapped[str | None] = mapped_column(String(255))
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_modified: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     version: Mapped[int] = mapped_column(Integer)
@@ -143,10 +167,12 @@ class User(Resource, db.Model):
     password_hash: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
-        # RFC 7643 §4.1.1: userName is unique and not case-exact; the database enforces it.
-        Index("uq_users_user_name_lower", func.lower(user_name), unique=True),
-        Index("ix_users_display_name_lower", func.lower(display_name)),
-        Index("ix_users_created_id", "created", "id"),
+        # RFC 7643 §4.1.1: userName is unique and not case-exact, within a tenant; the database enforces it.
+        # Every index leads with the tenant: each query of a tenant's users reads its own part only.
+        Index("uq_users_tenant_id_user_name_lower", "tenant_id", func.lower(user_name), unique=True),
+        Index("ix_users_tenant_id_display_name_lower", "tenant_id", func.lower(display_name)),
+        Index("ix_users_tenant_id_external_id", "tenant_id", "external_id"),
+        Index("ix_users_tenant_id_created_id", "tenant_id", "created", "id"),
     )
 
 
@@ -172,8 +198,9 @@ class Group(Resource, db.Model):
     display_name: Mapped[str] = mapped_column(String(255))
 
     __table_args__ = (
-        Index("uq_groups_display_name_lower", func.lower(display_name), unique=True),
-        Index("ix_groups_created_id", "created", "id"),
+        Index("uq_groups_tenant_id_display_name_lower", "tenant_id", func.lower(display_name), unique=True),
+        Index("ix_groups_tenant_id_external_id", "tenant_id", "external_id"),
+        Index("ix_groups_tenant_id_created_id", "tenant_id", "created", "id"),
     )
 
 
@@ -227,6 +254,7 @@ class Token(db.Model):
     __tablename__ = "tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = tenant_column()  # the tenant every request with this credential reads and writes
     name: Mapped[str] = mapped_column(String(100), unique=True)
     kind: Mapped[str] = mapped_column(String(10), default="bearer")  # bearer | basic
     basic_user: Mapped[str | None] = mapped_column(String(255))
@@ -244,6 +272,8 @@ class AuditEntry(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # The credential's tenant; NULL for a request refused before any credential was recognised.
+    tenant_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("tenants.id", ondelete="CASCADE"))
     token_name: Mapped[str] = mapped_column(String(120))
     client_ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(255))
@@ -257,4 +287,5 @@ class AuditEntry(db.Model):
     duration_ms: Mapped[float] = mapped_column(Float)
     request_body: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_audit_client_ip_status_at", "client_ip", "status", "at"),)
+    __table_args__ = (Index("ix_audit_client_ip_status_at", "client_ip", "status", "at"),
+                      Index("ix_audit_tenant_id_at", "tenant_id", "at"))

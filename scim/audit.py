@@ -35,8 +35,8 @@ OPERATIONS = {"POST": "create", "PUT": "replace", "PATCH": "patch", "DELETE": "d
 SECRETS_KEY = "scim.secrets"  # request.environ: the secret values this request applied (shared with Bulk)
 
 
-AUDIT_COLUMNS = ("at", "token_name", "client_ip", "user_agent", "method", "path", "resource_type", "resource_id",
-                 "operation", "status", "scim_type", "duration_ms", "request_body")
+AUDIT_COLUMNS = ("at", "tenant_id", "token_name", "client_ip", "user_agent", "method", "path", "resource_type",
+                 "resource_id", "operation", "status", "scim_type", "duration_ms", "request_body")
 # One INSERT for every request's row, built once, whichever path (Flask's or the hot path) answered it.
 AUDIT_INSERT = Prepared(lambda _dialect: insert(AuditEntry.__table__).values(
     {column: bindparam(column) for column in AUDIT_COLUMNS}))
@@ -172,11 +172,13 @@ def start_clock() -> None:
 def facts(response: Response) -> dict:
     """The audit row of this Flask request, without its body."""
     return request_facts(request, response, g.get("auth_name", "anonymous"),
-                         g.get("audit_started", time.perf_counter()))
+                         g.get("audit_started", time.perf_counter()),
+                         g.get("tenant_id", g.get("refused_tenant_id")))
 
 
-def request_facts(req, response: Response, token_name: str, started: float) -> dict:
-    """The audit row of a werkzeug request (Flask's, or the hot path's) and its response, without its body."""
+def request_facts(req, response: Response, token_name: str, started: float, tenant_id: int | None) -> dict:
+    """The audit row of a werkzeug request (Flask's, or the hot path's) and its response, without its body.
+    `tenant_id`: the credential's tenant (None when none was recognised)."""
     kind, resource_id = resource_of(req, response)
     scim_type = None
     if response.status_code >= 400 and response.is_json:
@@ -184,6 +186,7 @@ def request_facts(req, response: Response, token_name: str, started: float) -> d
     query = redact_query(req.query_string.decode(errors="replace"))
     return {key: value.replace("\x00", "") if isinstance(value, str) else value for key, value in {
         "at": utcnow(),
+        "tenant_id": tenant_id,
         "token_name": token_name,
         "client_ip": req.remote_addr,
         "user_agent": (req.user_agent.string or "")[:255] or None,

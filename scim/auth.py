@@ -15,15 +15,15 @@ from datetime import timedelta
 from flask import current_app, g, request
 from sqlalchemy import func, select
 
-from models import AuditEntry, db, utcnow
+from models import DEFAULT_TENANT_ID, AuditEntry, db, utcnow
 from scim.errors import ScimError, too_many_requests, unauthorized
 from scim.tokens import basic_secret, find, mark_used, state, use_is_due
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="scim"'}
 
 
-def _refuse(reason: str, detail: str) -> ScimError:
-    g.auth_name = reason
+def _refuse(reason: str, detail: str, tenant_id: int | None = None) -> ScimError:
+    g.auth_name, g.refused_tenant_id = reason, tenant_id  # the audit row's; no view runs
     _slow_down_repeated_failures()
     return unauthorized(detail, CHALLENGE)
 
@@ -64,13 +64,23 @@ def _credential(header: str, config) -> tuple[str, str] | None:
 
 
 @dataclass(frozen=True)
+class Identity:
+    """Who a request is: the credential's name (for the audit trail) and its tenant, the only one whose data
+    the request reads, changes or counts."""
+
+    name: str
+    tenant_id: int
+
+
+@dataclass(frozen=True)
 class Refusal:
     reason: str  # for the audit trail's token_name
     detail: str  # for the client
+    tenant_id: int | None = None  # a known credential's tenant, for the audit trail
 
 
-def identify(header: str | None, read: bool = True) -> str | Refusal | None:
-    """The name of the credential the Authorization header carries, or why it is refused. With read=False
+def identify(header: str | None, read: bool = True) -> Identity | Refusal | None:
+    """The credential the Authorization header carries, or why it is refused. With read=False
     (the hot path, scim/hotpath.py), None wherever the answer needs the database: a credential this worker
     has not kept, or one whose last use is due to be written."""
     config = current_app.config
@@ -82,7 +92,7 @@ def identify(header: str | None, read: bool = True) -> str | Refusal | None:
     kind, secret = credential
     bootstrap = config["SCIM_BEARER_TOKEN"]
     if kind == "bearer" and bootstrap and hmac.compare_digest(secret.encode(), bootstrap.encode()):
-        return "SCIM_BEARER_TOKEN"
+        return Identity("SCIM_BEARER_TOKEN", DEFAULT_TENANT_ID)
     found = find(secret, read)
     if found is None:
         return None if not read else Refusal("refused: unknown token", "invalid credentials")
@@ -91,15 +101,27 @@ def identify(header: str | None, read: bool = True) -> str | Refusal | None:
         return Refusal("refused: unknown token", "invalid credentials")
     stored_state = state(stored)
     if stored_state != "active":
-        return Refusal(f"refused: {stored_state} {stored.name}"[:120], f"this token is {stored_state}")
+        return Refusal(f"refused: {stored_state} {stored.name}"[:120], f"this token is {stored_state}",
+                       stored.tenant_id)
+    if stored.tenant_disabled:
+        return Refusal(f"refused: tenant disabled {stored.name}"[:120], "this token's tenant is disabled",
+                       stored.tenant_id)
     if not read and use_is_due(stored):
         return None
     mark_used(hashed, stored)
-    return stored.name
+    return Identity(stored.name, stored.tenant_id)
 
 
 def require_token() -> None:
+    # Nothing of an earlier request in the same app context (a Bulk operation's, a test's) carries over.
+    g.pop("tenant_id", None)
+    g.pop("refused_tenant_id", None)
     found = identify(request.headers.get("Authorization"))
     if isinstance(found, Refusal):
-        raise _refuse(found.reason, found.detail)
-    g.auth_name, g.authenticated = found, True
+        raise _refuse(found.reason, found.detail, found.tenant_id)
+    g.auth_name, g.tenant_id, g.authenticated = found.name, found.tenant_id, True
+
+
+def tenant() -> int:
+    """The tenant of this request's credential: every store call of a view names it."""
+    return g.tenant_id

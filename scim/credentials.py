@@ -30,6 +30,8 @@ class Credential:
     expires: datetime | None
     revoked: datetime | None
     last_used: datetime | None
+    tenant_id: int
+    tenant_disabled: bool  # its tenant's credentials are all refused (tenants disable)
 
 
 class CredentialCache:

@@ -3,6 +3,7 @@
 from models import Group, db
 from scim import bp
 from scim.audit import commit
+from scim.auth import tenant
 from scim.filters import GROUP_MAP
 from scim.listing import list_resources
 from scim.members import MembershipPatch
@@ -33,37 +34,37 @@ def search_groups():
 @bp.post("/Groups")
 def create_group():
     body = read_json()
-    group = write_group(Group(), normalize_resource(GROUP, body))
-    add_members(group.id, member_ids(body.get("members")))
+    group = write_group(Group(tenant_id=tenant()), normalize_resource(GROUP, body))
+    add_members(tenant(), group.id, member_ids(body.get("members")))
     return commit(group_response(group, 201))
 
 
 @bp.get("/Groups/<group_id>")
 def get_group(group_id):
-    return group_response(get_or_404(Group, group_id, "Group"))
+    return group_response(get_or_404(tenant(), Group, group_id, "Group"))
 
 
 @bp.put("/Groups/<group_id>")
 def replace_group(group_id):
     # Okta's AIW apps push the full membership this way: the members sent are the members kept.
-    group = get_for_write(Group, group_id, "Group", if_match())
+    group = get_for_write(tenant(), Group, group_id, "Group", if_match())
     body = read_json()
     write_group(group, normalize_resource(GROUP, body))
     remove_members(group.id, None)
-    add_members(group.id, member_ids(body.get("members")))
+    add_members(tenant(), group.id, member_ids(body.get("members")))
     return commit(group_response(group))
 
 
 @bp.patch("/Groups/<group_id>")
 def patch_group(group_id):
     limits = patch_limits()
-    group = get_for_write(Group, group_id, "Group", if_match())
+    group = get_for_write(tenant(), Group, group_id, "Group", if_match())
     ops = operations(read_json(), GROUP, limits)
     member_ops = [op for op in ops if op.attribute == "members"]
     other_ops = [op for op in ops if op.attribute != "members"]
     if other_ops:
         write_group(group, apply_patch(group.data, GROUP, other_ops, limits.values))
-    MembershipPatch(group.id).apply_all(member_ops)
+    MembershipPatch(tenant(), group.id).apply_all(member_ops)
     if member_ops and not other_ops:
         write_group(group, group.data)  # a membership change is a new version of the group
     if selects_attributes():
@@ -75,5 +76,5 @@ def patch_group(group_id):
 
 @bp.delete("/Groups/<group_id>")
 def delete_group(group_id):
-    db.session.delete(get_for_write(Group, group_id, "Group", if_match()))
+    db.session.delete(get_for_write(tenant(), Group, group_id, "Group", if_match()))
     return commit(no_content())

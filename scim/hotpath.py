@@ -25,7 +25,7 @@ from werkzeug.wrappers import Request
 from models import User, db
 from scim import SECURITY_HEADERS
 from scim.audit import AUDIT_COLUMNS, AUDIT_INSERT, log_line, request_facts
-from scim.auth import identify
+from scim.auth import Identity, identify
 from scim.batching import AuditBatch
 from scim.errors import ScimError
 from scim.filters import USER_MAP, lookup_filter
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 USERS = "/scim/v2/Users"
 LIST_PARAMETERS = {"filter", "startIndex", "count"}
 CURSOR_PARAMETERS = {"cursor", "count"}
-ALL_USERS = list_digest(User, None, None, None)  # the cursor digest of the list of every user
 # A request with any of these is answered by Flask: conditional requests, bodies, CORS preflights.
 FLASK_HEADERS = ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH", "CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING")
 
@@ -147,57 +146,57 @@ class HotPath:
                 return None  # this request prunes the audit trail: Flask's path does it
             started = time.perf_counter()
             request = Request(environ)
-            name = identify(request.headers.get("Authorization"), read=False)
-            if not isinstance(name, str):
+            who = identify(request.headers.get("Authorization"), read=False)
+            if not isinstance(who, Identity):
                 return None
             try:
-                response = self.read(request)
+                response = self.read(request, who.tenant_id)
             except (ScimError, psycopg.Error) as exc:
                 log.debug("hot path passes the request on: %s", exc)
                 return None
             if response is not None:
-                self.audit(request, response, name, started)
+                self.audit(request, response, who, started)
             return response
 
-    def read(self, request):
+    def read(self, request, tenant: int):
         path, args = request.path, request.args
         base = base_url(request)
         if path.startswith(USERS + "/") and "/" not in path[len(USERS) + 1:] and not args:
-            body = render_user(*user_with_groups(path[len(USERS) + 1:], self.runner), base)
+            body = render_user(*user_with_groups(tenant, path[len(USERS) + 1:], self.runner), base)
             return scim_response(body, 200, {"ETag": body["meta"]["version"]})
         if path != USERS or any(len(v) > 1 for v in args.listvalues()):
             return None
         if "cursor" in args:
-            return self.cursor_page(args, base) if set(args) <= CURSOR_PARAMETERS else None
+            return self.cursor_page(tenant, args, base) if set(args) <= CURSOR_PARAMETERS else None
         if set(args) - LIST_PARAMETERS:
             return None
         start, count = page_bounds(args.get("startIndex"), args.get("count"), self.app.config)
         text = check_filter_length("filter", args.get("filter"))
         if text is None:  # a page of an import
-            rows, total = users_page(start, count, True, self.runner)
+            rows, total = users_page(tenant, start, count, True, self.runner)
         else:
             found = lookup_filter(text, USER_MAP, LOOKUP_ATTRIBUTES)
             if found is None:
                 return None
-            rows, total = lookup(*found, start, count, True, self.runner)
+            rows, total = lookup(tenant, *found, start, count, True, self.runner)
         return scim_response(list_body(render_users(rows, base), total, start))
 
-    def cursor_page(self, args, base: str):
+    def cursor_page(self, tenant: int, args, base: str):
         """An RFC 9865 page of all users (no filter, no sortBy), as scim.listing.cursor_list answers it."""
-        config = self.app.config
-        paging = cursor_paging_of(args["cursor"], None, args.get("count"), ALL_USERS, config)
+        query = list_digest(User, tenant, None, None, None)  # the list of all the tenant's users
+        paging = cursor_paging_of(args["cursor"], None, args.get("count"), query, self.app.config)
         cursor = paging.cursor
-        result = users_past(cursor and cursor.position, cursor is not None and cursor.backward, paging.count, True,
-                            self.runner)
-        next_cursor, previous_cursor = page_cursors(result, paging, ALL_USERS, cursor_key())
+        result = users_past(tenant, cursor and cursor.position, cursor is not None and cursor.backward,
+                            paging.count, True, self.runner)
+        next_cursor, previous_cursor = page_cursors(result, paging, query, cursor_key())
         return scim_response(list_body(render_users(result.rows, base), result.total, None, next_cursor,
                                        previous_cursor))
 
-    def audit(self, request, response, name: str, started: float) -> None:
+    def audit(self, request, response, who: Identity, started: float) -> None:
         """The request's audit row, as Flask's path writes it; a failure to write it is logged (scim.audit)."""
         response.headers.update(SECURITY_HEADERS)
         try:
-            row = request_facts(request, response, name, started)
+            row = request_facts(request, response, who.name, started, who.tenant_id)
             log_line(row)
             row["request_body"] = None  # a GET's body is never read
             if self.batch is not None:

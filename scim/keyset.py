@@ -29,17 +29,17 @@ class KeysetPage:
     more: bool  # rows remain past the page, in the direction it was read
 
 
-def keyset_page(model, where: ColumnElement | None, key, count: int, position: tuple | None = None,
+def keyset_page(model, tenant: int, where: ColumnElement | None, key, count: int, position: tuple | None = None,
                 backward: bool = False, extra: tuple = ()) -> KeysetPage:
-    """`count` rows after `position` (before it when `backward`; from the start without one), in the list's
-    order, with the total and whether more rows follow. One statement: scim.store.page_in_order, asked for
+    """`count` of the tenant's rows after `position` (before it when `backward`; from the start without one),
+    in the list's order, with the total and whether more rows follow. One statement: scim.store.page_in_order, asked for
     one row more than the page, which says whether there are more."""
     values = () if key is None else (key.expression,)  # the sort value rides along: the next position
     past = ()
     if position is not None:
         check_position(model, key, position)
         past = tuple(beyond(model, key, position, backward))
-    rows, total = page_in_order(model, where, ordering(model, key, backward), asked(count), past=past,
+    rows, total = page_in_order(model, tenant, where, ordering(model, key, backward), asked(count), past=past,
                                 extra=(*extra, *values))
     return keyset_result(rows, total, count, backward, len(values))
 

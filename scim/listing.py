@@ -5,6 +5,7 @@ import time
 from collections.abc import Callable
 
 from models import User
+from scim.auth import tenant
 from scim.cursors import Cursor, encode, query_digest
 from scim.filters import AttributeMap, filter_to_where, lookup_filter
 from scim.keyset import KeysetPage, keyset_page
@@ -21,34 +22,36 @@ def list_resources(model, attributes: AttributeMap, render: Callable[[list], lis
     sort_by = check_filter_length("sortBy", param("sortBy"))
     where = filter_to_where(filter_text, attributes)
     key = sort_key(sort_by, param("sortOrder"), attributes)
-    query = list_digest(model, filter_text, sort_by, key)
+    mine = tenant()  # the credential's tenant: every statement below reads its rows only
+    query = list_digest(model, mine, filter_text, sort_by, key)
     paging = cursor_paging(query)
     if paging is not None:
-        return cursor_list(model, where, key, paging, query, render, extra)
+        return cursor_list(model, mine, where, key, paging, query, render, extra)
     start, count = page_args()
     found = lookup_filter(filter_text, attributes, LOOKUP_ATTRIBUTES) if model is User and key is None else None
     if found:  # Okta's and Entra's lookup, with a statement built once
-        rows, total = lookup(*found, start, count, wants("groups"))
+        rows, total = lookup(mine, *found, start, count, wants("groups"))
     elif model is User and key is None and where is None:  # an import's pages, likewise
-        rows, total = users_page(start, count, wants("groups"))
+        rows, total = users_page(mine, start, count, wants("groups"))
     else:
-        rows, total = page(model, where, [] if key is None else [key.term()], start, count, extra)
+        rows, total = page(model, mine, where, [] if key is None else [key.term()], start, count, extra)
     return list_response(render(rows), total, start)
 
 
-def list_digest(model, filter_text: str | None, sort_by: str | None, key) -> str:
-    """What a cursor is bound to: the list's type, filter and order (RFC 9865 §2: the same query throughout)."""
-    return query_digest(model.__tablename__, (filter_text or "").strip(), (sort_by or "").strip().lower(),
+def list_digest(model, tenant_id: int, filter_text: str | None, sort_by: str | None, key) -> str:
+    """What a cursor is bound to: the list's tenant, type, filter and order (RFC 9865 §2: the same query
+    throughout; another tenant's cursor is refused like one for another filter)."""
+    return query_digest(tenant_id, model.__tablename__, (filter_text or "").strip(), (sort_by or "").strip().lower(),
                         key is not None and key.descending)
 
 
-def cursor_list(model, where, key, paging: CursorPaging, query: str, render, extra: tuple):
+def cursor_list(model, tenant_id: int, where, key, paging: CursorPaging, query: str, render, extra: tuple):
     cursor = paging.cursor
     position, backward = cursor and cursor.position, cursor is not None and cursor.backward
     if model is User and where is None and key is None:  # all users: statements built once
-        result = users_past(position, backward, paging.count, wants("groups"))
+        result = users_past(tenant_id, position, backward, paging.count, wants("groups"))
     else:
-        result = keyset_page(model, where, key, paging.count, position, backward, extra)
+        result = keyset_page(model, tenant_id, where, key, paging.count, position, backward, extra)
     next_cursor, previous_cursor = page_cursors(result, paging, query, cursor_key())
     return list_response(render(result.rows), result.total, next_cursor=next_cursor, previous_cursor=previous_cursor)
 

@@ -33,8 +33,8 @@ class MembershipPatch:
     as one DELETE and one INSERT per chunk when an operation that needs the current state comes, or at the
     end. 20,000 alternating adds and removes cost the same statements as one of each."""
 
-    def __init__(self, group_id: str):
-        self.group_id = group_id
+    def __init__(self, tenant: int, group_id: str):
+        self.tenant, self.group_id = tenant, group_id
         self.pending: dict[str, str | None | bool] = {}  # user id -> display to add with, or False: remove
 
     def _queue_add(self, members: dict[str, str | None]) -> None:
@@ -49,7 +49,7 @@ class MembershipPatch:
         if removed:
             remove_members(self.group_id, removed)
         if added:
-            add_members(self.group_id, added)
+            add_members(self.tenant, self.group_id, added)
         self.pending = {}
 
     def apply_all(self, ops: list[Operation]) -> None:

@@ -8,7 +8,7 @@ scim/hotpath.py, on PostgreSQL) with the SQL compiled from the same statement: o
 
 from collections.abc import Callable
 
-from sqlalchemy import BigInteger, bindparam, func, null, select
+from sqlalchemy import BigInteger, Integer, bindparam, func, null, select
 
 from models import User, db
 from scim.errors import not_found
@@ -46,8 +46,10 @@ def _groups(with_groups: bool, dialect: str):
     return groups_column(dialect) if with_groups else null()
 
 
+TENANT = bindparam("tenant", type_=Integer)  # every statement here is of one tenant's rows
+
 USER_BY_ID = {with_groups: Prepared(lambda dialect, g=with_groups: select(*User.__table__.c, _groups(g, dialect))
-                                    .where(User.id == bindparam("id")))
+                                    .where(User.id == bindparam("id"), User.tenant_id == TENANT))
               for with_groups in (True, False)}
 
 
@@ -57,20 +59,20 @@ def _lookup(attribute: str, with_groups: bool) -> Prepared:
     table = User.__table__
     matches = folded_column(USER_MAP.scalars[attribute]) == bindparam("value")
     return Prepared(lambda dialect: select(func.count().over().label("total"), *table.c, _groups(with_groups, dialect))
-                    .where(matches).order_by(table.c.created, table.c.id)
+                    .where(User.tenant_id == TENANT, matches).order_by(table.c.created, table.c.id)
                     .offset(bindparam("offset", type_=BigInteger)).limit(bindparam("limit", type_=BigInteger)))
 
 
 def _lookup_total(attribute: str) -> Prepared:
     """The total alone, for a page that came back empty (startIndex past the matches, or count=0)."""
     matches = folded_column(USER_MAP.scalars[attribute]) == bindparam("value")
-    return Prepared(lambda _dialect: select(func.count()).select_from(User).where(matches))
+    return Prepared(lambda _dialect: select(func.count()).select_from(User).where(User.tenant_id == TENANT, matches))
 
 
 def _page(with_groups: bool) -> Prepared:
     """A page of all users, as the general path builds it with no filter and no sortBy."""
     return Prepared(lambda dialect: page_query(
-        User, None, [User.created, User.id], bindparam("limit", type_=BigInteger),
+        User, TENANT, None, [User.created, User.id], bindparam("limit", type_=BigInteger),
         offset=bindparam("offset", type_=BigInteger), extra=(_groups(with_groups, dialect),)))
 
 
@@ -80,7 +82,7 @@ def _keyset(backward: bool, with_groups: bool) -> Prepared:
     at = past_tie(User, bindparam("created", type_=User.created.type), bindparam("row_id", type_=User.id.type),
                   backward)
     return Prepared(lambda dialect: page_query(
-        User, None, ordering(User, None, backward), bindparam("limit", type_=BigInteger), past=(at,),
+        User, TENANT, None, ordering(User, None, backward), bindparam("limit", type_=BigInteger), past=(at,),
         extra=(_groups(with_groups, dialect),)))
 
 
@@ -97,43 +99,47 @@ class SessionRunner:
         return db.session.execute(prepared.statement(db.session.get_bind().dialect.name), params).all()
 
 
-def user_with_groups(user_id: str, runner=None, with_groups: bool = True) -> tuple:
-    """(user record, [(group id, displayName)]), or 404."""
-    rows = (runner or SessionRunner()).rows(USER_BY_ID[with_groups], {"id": user_id}) if valid_id(user_id) else []
+def user_with_groups(tenant: int, user_id: str, runner=None, with_groups: bool = True) -> tuple:
+    """(user record, [(group id, displayName)]) of the tenant's user, or 404."""
+    rows = (runner or SessionRunner()).rows(USER_BY_ID[with_groups], {"id": user_id, "tenant": tenant}) \
+        if valid_id(user_id) else []
     if not rows:
         raise not_found("User", user_id)
     record, groups = records(User.__table__, rows[0])
     return record, group_pairs(groups)
 
 
-def users_page(start: int, count: int, with_groups: bool, runner=None) -> tuple:
-    """Page `startIndex` of all users and their total: what store.page gives with no filter and no sort."""
-    params = {"offset": start - 1, "limit": count}
+def users_page(tenant: int, start: int, count: int, with_groups: bool, runner=None) -> tuple:
+    """Page `startIndex` of all the tenant's users and their total: what store.page gives with no filter and no
+    sort."""
+    params = {"tenant": tenant, "offset": start - 1, "limit": count}
     return page_rows(User, (runner or SessionRunner()).rows(PAGES[with_groups], params))
 
 
-def lookup(attribute: str, value: str, start: int, count: int, with_groups: bool, runner=None) -> tuple:
-    """The page of users whose `attribute` equals `value` (by its caseExact), and their total: the same rows,
-    order and total as the general list path gives for `filter=<attribute> eq "<value>"`."""
+def lookup(tenant: int, attribute: str, value: str, start: int, count: int, with_groups: bool, runner=None) -> tuple:
+    """The page of the tenant's users whose `attribute` equals `value` (by its caseExact), and their total: the
+    same rows, order and total as the general list path gives for `filter=<attribute> eq "<value>"`."""
     runner = runner or SessionRunner()
-    params = {"value": folded_value(USER_MAP.scalars[attribute], value), "offset": start - 1, "limit": count}
+    params = {"tenant": tenant, "value": folded_value(USER_MAP.scalars[attribute], value), "offset": start - 1,
+              "limit": count}
     rows = runner.rows(LOOKUPS[(attribute, with_groups)], params)
     if rows:
         return page_rows(User, rows)
     empty = start > 1 or count == 0  # else no row means no match
-    total = runner.rows(LOOKUP_TOTALS[attribute], {"value": params["value"]})[0][0] if empty else 0
+    total = runner.rows(LOOKUP_TOTALS[attribute], {"tenant": tenant, "value": params["value"]})[0][0] if empty else 0
     return [], total
 
 
-def users_past(position: tuple | None, backward: bool, count: int, with_groups: bool, runner=None) -> KeysetPage:
-    """The cursor page of all users past `position` (from the start without one): what scim.keyset.keyset_page
-    gives with no filter and no sortBy."""
+def users_past(tenant: int, position: tuple | None, backward: bool, count: int, with_groups: bool,
+               runner=None) -> KeysetPage:
+    """The cursor page of all the tenant's users past `position` (from the start without one): what
+    scim.keyset.keyset_page gives with no filter and no sortBy."""
     runner = runner or SessionRunner()
     if position is None:
-        rows = runner.rows(PAGES[with_groups], {"offset": 0, "limit": asked(count)})
+        rows = runner.rows(PAGES[with_groups], {"tenant": tenant, "offset": 0, "limit": asked(count)})
     else:
         check_position(User, None, position)
         created, row_id = position
-        rows = runner.rows(KEYSETS[(backward, with_groups)], {"created": created, "row_id": row_id,
-                                                              "limit": asked(count)})
+        rows = runner.rows(KEYSETS[(backward, with_groups)], {"tenant": tenant, "created": created,
+                                                              "row_id": row_id, "limit": asked(count)})
     return keyset_result(*page_rows(User, rows), count, backward)

@@ -2,6 +2,7 @@
 
 from models import Group, User
 from scim import bp
+from scim.auth import tenant
 from scim.errors import ScimError, invalid_filter, invalid_value
 from scim.filters import GROUP_MAP, USER_MAP, filter_to_where
 from scim.requests import check_filter_length, page_args, param, use_search_body
@@ -56,7 +57,7 @@ def search_everything():
     start, count = page_args()
     skip, resources, total = start - 1, [], 0
     for model, where, order, render, extra in _queries():
-        rows, matched = page(model, where, order, max(skip, 0) + 1, max(count - len(resources), 0), extra)
+        rows, matched = page(model, tenant(), where, order, max(skip, 0) + 1, max(count - len(resources), 0), extra)
         skip -= matched
         total += matched
         resources += render(rows)

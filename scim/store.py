@@ -24,14 +24,16 @@ def valid_id(resource_id: str) -> bool:
     return len(resource_id) <= 64 and "\x00" not in resource_id
 
 
-def get_or_404(model, resource_id: str, kind: str):
-    row = db.session.get(model, resource_id) if valid_id(resource_id) else None
+def get_or_404(tenant: int, model, resource_id: str, kind: str):
+    """The tenant's resource; another tenant's is a 404, exactly like one that does not exist."""
+    row = db.session.scalar(select(model).where(model.id == resource_id, model.tenant_id == tenant)) \
+        if valid_id(resource_id) else None
     if row is None:
         raise not_found(kind, resource_id)
     return row
 
 
-def get_for_write(model, resource_id: str, kind: str, if_match: set[str] | None = None):
+def get_for_write(tenant: int, model, resource_id: str, kind: str, if_match: set[str] | None = None):
     """The row, locked until the request commits (PostgreSQL: SELECT ... FOR UPDATE), if its version is one
     of the entity tags `if_match` names (RFC 7644 §3.14: else 412, and nothing changes).
 
@@ -40,7 +42,8 @@ def get_for_write(model, resource_id: str, kind: str, if_match: set[str] | None 
     """
     row = None
     if valid_id(resource_id):
-        row = db.session.scalar(select(model).where(model.id == resource_id).with_for_update())
+        row = db.session.scalar(select(model).where(model.id == resource_id, model.tenant_id == tenant)
+                                .with_for_update())
     if row is None:
         raise not_found(kind, resource_id)
     check_if_match(row.version, if_match)
@@ -53,14 +56,16 @@ def check_if_match(version: int, if_match: set[str] | None) -> None:
         raise precondition_failed(f"If-Match does not match the current version W/\"{version}\"")
 
 
-def page(model, where: ColumnElement | None, order: list, start: int, count: int,
+def page(model, tenant: int, where: ColumnElement | None, order: list, start: int, count: int,
          extra: tuple = ()) -> tuple[list, int]:
-    """Page `startIndex` (1-based) of `count` rows in a stable order: the sort asked for, then created, id."""
-    return page_in_order(model, where, [*order, model.created, model.id], count, offset=start - 1, extra=extra)
+    """Page `startIndex` (1-based) of `count` of the tenant's rows in a stable order: the sort asked for, then
+    created, id."""
+    return page_in_order(model, tenant, where, [*order, model.created, model.id], count, offset=start - 1,
+                         extra=extra)
 
 
-def page_in_order(model, where: ColumnElement | None, ordering: list, count: int, *, offset: int | None = None,
-                  past: tuple = (), extra: tuple = ()) -> tuple[list, int]:
+def page_in_order(model, tenant: int, where: ColumnElement | None, ordering: list, count: int, *,
+                  offset: int | None = None, past: tuple = (), extra: tuple = ()) -> tuple[list, int]:
     """One page in `ordering` and the total count of matches, in ONE statement: a count subquery, LEFT JOINed
     to the page, so that even an empty page brings the total. The page is picked as ids first (an index-only
     scan: deep pages skip index entries, not rows), then joined to the rows. `past` narrows the page, not the
@@ -68,17 +73,18 @@ def page_in_order(model, where: ColumnElement | None, ordering: list, count: int
     read through its own index range, the page being the first `count` of them all. `extra` columns (e.g. a
     user's groups) ride along. Rows are (record, *extra), where a record has the table's columns as
     attributes: plain rows, no ORM objects to build for a read."""
-    query = page_query(model, where, ordering, count, offset=offset, past=past, extra=extra)
+    query = page_query(model, tenant, where, ordering, count, offset=offset, past=past, extra=extra)
     return page_rows(model, db.session.execute(query).all())
 
 
-def page_query(model, where: ColumnElement | None, ordering: list, count, *, offset=None, past: tuple = (),
+def page_query(model, tenant, where: ColumnElement | None, ordering: list, count, *, offset=None, past: tuple = (),
                extra: tuple = ()):
-    """page_in_order's statement; `count` and `offset` may be bound parameters (scim.reads builds the first
-    page's statement once)."""
+    """page_in_order's statement, of the tenant's rows only; `tenant`, `count` and `offset` may be bound
+    parameters (scim.reads builds the first page's statement once)."""
     table = model.__table__
-    matches = select(model.id)
-    total = select(func.count().label("total")).select_from(model)
+    mine = model.tenant_id == tenant
+    matches = select(model.id).where(mine)
+    total = select(func.count().label("total")).select_from(model).where(mine)
     if where is not None:
         matches, total = matches.where(where), total.where(where)
     picked = [part.order_by(*ordering).offset(offset).limit(count)
@@ -205,12 +211,13 @@ def _insert_ignoring_duplicates():
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Link.__table__)
 
 
-def add_members(group_id: str, members: dict[str, str | None]) -> None:
-    """Add users to a group: per chunk, one existence check and one multi-row INSERT; members already there
-    are left as they are, display included (ON CONFLICT DO NOTHING), so a retried add changes nothing."""
+def add_members(tenant: int, group_id: str, members: dict[str, str | None]) -> None:
+    """Add users of the tenant to its group: per chunk, one existence check and one multi-row INSERT; members
+    already there are left as they are, display included (ON CONFLICT DO NOTHING), so a retried add changes
+    nothing. Another tenant's user is unknown here, like one that does not exist."""
     ids = list(members)
     for part in chunks(ids):
-        known = set(db.session.scalars(select(User.id).where(User.id.in_(part))))
+        known = set(db.session.scalars(select(User.id).where(User.id.in_(part), User.tenant_id == tenant)))
         unknown = [uid for uid in part if uid not in known]
         if unknown:
             raise invalid_value(f"unknown user id(s) in members: {', '.join(unknown[:10])}")

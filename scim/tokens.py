@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 from sqlalchemy import make_url, select, text, update
 
-from models import Token, begin_write, db, durable_commit, once_more_if_dropped, utcnow
+from models import DEFAULT_TENANT_ID, Tenant, Token, begin_write, db, durable_commit, once_more_if_dropped, utcnow
 from scim.credentials import CHANNEL, Credential, CredentialCache, listen
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # last_used is written at most once a minute per token
@@ -45,13 +45,14 @@ def state(token: Token | Credential, now: datetime | None = None) -> str:
     return "active"
 
 
-def create_token(name: str, expires: datetime | None = None, basic_user: str | None = None) -> tuple[Token, str]:
-    """A new credential; the secret is returned once, here, and never stored."""
+def create_token(name: str, expires: datetime | None = None, basic_user: str | None = None,
+                 tenant_id: int = DEFAULT_TENANT_ID) -> tuple[Token, str]:
+    """A new credential of a tenant; the secret is returned once, here, and never stored."""
     begin_write()
     secret = secrets.token_urlsafe(32)
     hashed = secret_hash(basic_secret(basic_user, secret) if basic_user else secret)
     token = Token(name=name, kind="basic" if basic_user else "bearer", basic_user=basic_user,
-                  secret_hash=hashed, expires=expires)
+                  secret_hash=hashed, expires=expires, tenant_id=tenant_id)
     db.session.add(token)
     durable_commit()
     return token, secret
@@ -82,10 +83,14 @@ def find(secret: str, read: bool = True) -> tuple[str, Credential] | None:
     if credential is not None or not read:
         return (hashed, credential) if credential is not None else None
     generation = credentials.generation
-    token = once_more_if_dropped(lambda: db.session.scalar(select(Token).where(Token.secret_hash == hashed)))
-    if token is None or not hmac.compare_digest(token.secret_hash, hashed):
+    found = once_more_if_dropped(lambda: db.session.execute(
+        select(Token, Tenant.disabled).join(Tenant, Tenant.id == Token.tenant_id)
+        .where(Token.secret_hash == hashed)).first())
+    if found is None or not hmac.compare_digest(found[0].secret_hash, hashed):
         return None
-    credential = Credential(token.id, token.name, token.kind, token.expires, token.revoked, token.last_used)
+    token, disabled = found
+    credential = Credential(token.id, token.name, token.kind, token.expires, token.revoked, token.last_used,
+                            token.tenant_id, disabled is not None)
     credentials.put(hashed, credential, generation)
     return hashed, credential
 

@@ -3,6 +3,7 @@
 from models import User, db
 from scim import bp
 from scim.audit import commit, note_secret
+from scim.auth import tenant
 from scim.errors import ScimError
 from scim.filters import USER_MAP
 from scim.listing import list_resources
@@ -45,13 +46,13 @@ def user_resource(body: dict) -> dict:
 
 @bp.post("/Users")
 def create_user():
-    user = insert_user(user_resource(read_json()))
+    user = insert_user(tenant(), user_resource(read_json()))
     return commit(user_response(user, [], 201))  # a new user belongs to no group yet
 
 
 @bp.get("/Users/<user_id>")
 def get_user(user_id):
-    return user_response(*user_with_groups(user_id))
+    return user_response(*user_with_groups(tenant(), user_id))
 
 
 def read_for(user_id: str, read):
@@ -60,7 +61,7 @@ def read_for(user_id: str, read):
     try:
         return read()
     except ScimError:
-        user_for_write(user_id, if_match())
+        user_for_write(tenant(), user_id, if_match())
         raise
 
 
@@ -68,7 +69,7 @@ def read_for(user_id: str, read):
 def replace_user(user_id):
     # RFC 7644 §3.5.1: a full replace; id, meta and groups in the body are read-only and ignored.
     resource = read_for(user_id, lambda: user_resource(read_json()))
-    return commit(user_response(*write_replacement(user_id, if_match(), resource)))
+    return commit(user_response(*write_replacement(tenant(), user_id, if_match(), resource)))
 
 
 @bp.patch("/Users/<user_id>")
@@ -76,14 +77,14 @@ def patch_user(user_id):
     limits = patch_limits()
     ops = read_for(user_id, lambda: operations(read_json(), USER, limits))
     active = read_for(user_id, lambda: active_only(ops, USER))
-    written = write_active(user_id, if_match(), active) if active is not None else None
+    written = write_active(tenant(), user_id, if_match(), active) if active is not None else None
     if written is None:  # more than a deactivation, or no row matched: the user read locked says why
         written = update_user(*patched_user(user_id, ops, limits))
     return commit(user_response(*written))
 
 
 def patched_user(user_id: str, ops, limits) -> tuple:
-    user = user_for_write(user_id, if_match())
+    user = user_for_write(tenant(), user_id, if_match())
     patched = apply_patch(current_resource(user), USER, ops, limits.values)
     # RFC 7644 §3.5.2.2: a removed attribute is unassigned; an account with no active state is not active.
     patched.setdefault("active", False)
@@ -93,5 +94,5 @@ def patched_user(user_id: str, ops, limits) -> tuple:
 
 @bp.delete("/Users/<user_id>")
 def delete_user(user_id):
-    db.session.delete(get_for_write(User, user_id, "User", if_match()))
+    db.session.delete(get_for_write(tenant(), User, user_id, "User", if_match()))
     return commit(no_content())

@@ -86,7 +86,8 @@ def _new_emails(user):
 
 
 def _insert_user(dialect: str):
-    statement = insert(USERS).values({name: bindparam(name) for name in ("id", "created", "version", *WRITTEN)})
+    statement = insert(USERS).values({name: bindparam(name) for name in ("id", "tenant_id", "created", "version",
+                                                                        *WRITTEN)})
     if dialect != POSTGRESQL:
         return statement  # the emails follow in an executemany INSERT
     user = statement.returning(USERS.c.id).cte("new_user")
@@ -103,9 +104,10 @@ def _returning(statement, dialect: str):
 
 
 def _new_version(values: dict, where=()):
-    """UPDATE of the user `user_id`, as a new version, if its version is `expected` (None: any)."""
+    """UPDATE of the tenant's user `user_id`, as a new version, if its version is `expected` (None: any)."""
     expected = bindparam("expected", type_=Integer)
-    matches = [USERS.c.id == bindparam("user_id"), or_(expected.is_(None), USERS.c.version == expected), *where]
+    matches = [USERS.c.id == bindparam("user_id"), USERS.c.tenant_id == bindparam("tenant", type_=Integer),
+               or_(expected.is_(None), USERS.c.version == expected), *where]
     return update(USERS).where(*matches).values({**values, "version": USERS.c.version + 1})
 
 
@@ -145,7 +147,8 @@ REPLACE_IF_SAME_EMAILS = Prepared(_replace_if_same_emails)
 SET_ACTIVE = Prepared(_set_active)
 UPDATE_USER = {with_emails: Prepared(lambda dialect, e=with_emails: _update_user(dialect, e))
                for with_emails in (True, False)}
-USER_FOR_WRITE = Prepared(lambda _dialect: select(*USERS.c).where(USERS.c.id == bindparam("id")).with_for_update())
+USER_FOR_WRITE = Prepared(lambda _dialect: select(*USERS.c).where(
+    USERS.c.id == bindparam("id"), USERS.c.tenant_id == bindparam("tenant", type_=Integer)).with_for_update())
 
 
 def user_row(resource: dict) -> tuple[dict, list[dict]]:
@@ -211,10 +214,11 @@ def expected_version(if_match: set[str] | None) -> int | None | bool:
     return int(digits) if digits.isascii() and digits.isdigit() and str(int(digits)) == digits else False
 
 
-def insert_user(resource: dict) -> SimpleNamespace:
-    """Store a new user from a clean resource dict; returns its record (the table's columns as attributes)."""
+def insert_user(tenant: int, resource: dict) -> SimpleNamespace:
+    """Store a new user of the tenant from a clean resource dict; returns its record (the table's columns as
+    attributes)."""
     row, emails = user_row(resource)
-    row.update(id=new_id(), created=row["last_modified"], version=1,
+    row.update(id=new_id(), tenant_id=tenant, created=row["last_modified"], version=1,
                active=True if row["active"] is None else row["active"])
     dialect = _dialect()
     with refused_as_duplicate(f"a user with userName {row['user_name']!r}"):
@@ -226,28 +230,29 @@ def insert_user(resource: dict) -> SimpleNamespace:
     return SimpleNamespace(**row)
 
 
-def write_replacement(user_id: str, if_match: set[str] | None, resource: dict) -> tuple:
-    """Replace a user with a clean resource dict (RFC 7644 §3.5.1), as a new version: (record, groups)."""
+def write_replacement(tenant: int, user_id: str, if_match: set[str] | None, resource: dict) -> tuple:
+    """Replace the tenant's user with a clean resource dict (RFC 7644 §3.5.1), as a new version: (record,
+    groups)."""
     expected = expected_version(if_match)
     if valid_id(user_id) and expected is not False:
         try:
             row, _emails = user_row(resource)
         except ScimError:  # a missing user or a stale If-Match is the answer first, as when it is read first
-            user_for_write(user_id, if_match)
+            user_for_write(tenant, user_id, if_match)
             raise
         dialect = _dialect()
         emails_doc = resource.get("emails")
         with refused_as_duplicate(f"a user with userName {row['user_name']!r}"):
             result = db.session.execute(REPLACE_IF_SAME_EMAILS.statement(dialect), {
-                **row, "user_id": user_id, "expected": expected,
+                **row, "user_id": user_id, "tenant": tenant, "expected": expected,
                 "emails_doc": None if emails_doc is None else json.dumps(emails_doc)})
         written = _written(result, dialect, user_id, row["last_modified"])
         if written is not None:
             return written
-    return update_user(user_for_write(user_id, if_match), resource)
+    return update_user(user_for_write(tenant, user_id, if_match), resource)
 
 
-def write_active(user_id: str, if_match: set[str] | None, active: bool) -> tuple | None:
+def write_active(tenant: int, user_id: str, if_match: set[str] | None, active: bool) -> tuple | None:
     """Set only `active` (a deactivation), as a new version: (record, groups); None when no row matched (no
     such user, or another version than If-Match names): the caller's locked read says which."""
     expected = expected_version(if_match)
@@ -255,16 +260,16 @@ def write_active(user_id: str, if_match: set[str] | None, active: bool) -> tuple
         return None
     dialect, now = _dialect(), utcnow()
     result = db.session.execute(SET_ACTIVE.statement(dialect), {
-        "user_id": user_id, "expected": expected, "active": active, "last_modified": now})
+        "user_id": user_id, "tenant": tenant, "expected": expected, "active": active, "last_modified": now})
     return _written(result, dialect, user_id, now)
 
 
-def user_for_write(user_id: str, if_match: set[str] | None = None) -> SimpleNamespace:
-    """The user's record, locked until the request commits (PostgreSQL: SELECT ... FOR UPDATE; SQLite holds
+def user_for_write(tenant: int, user_id: str, if_match: set[str] | None = None) -> SimpleNamespace:
+    """The tenant's user's record, locked until the request commits (PostgreSQL: SELECT ... FOR UPDATE; SQLite holds
     the database's write lock already), if its version is one `if_match` names (RFC 7644 §3.14: else 412)."""
     row = None
     if valid_id(user_id):
-        row = db.session.execute(USER_FOR_WRITE.statement(_dialect()), {"id": user_id}).first()
+        row = db.session.execute(USER_FOR_WRITE.statement(_dialect()), {"id": user_id, "tenant": tenant}).first()
     if row is None:
         raise not_found("User", user_id)
     check_if_match(row.version, if_match)
@@ -283,7 +288,8 @@ def update_user(current, resource: dict) -> tuple:
     dialect = _dialect()
     with refused_as_duplicate(f"a user with userName {row['user_name']!r}"):
         result = db.session.execute(UPDATE_USER[rewrite].statement(dialect),
-                                    {**row, "user_id": current.id, "expected": current.version, "emails": emails})
+                                    {**row, "user_id": current.id, "tenant": current.tenant_id,
+                                     "expected": current.version, "emails": emails})
     written = _written(result, dialect, current.id, row["last_modified"])
     if written is None:  # the version moved since it was read: a writer that held no lock got in between
         raise precondition_failed("the resource was modified by another request; read it again and retry")

@@ -7,15 +7,16 @@ with each. TEST_DATABASE_URL points the PostgreSQL run at an existing server ins
 
 import contextlib
 import os
+import uuid
 from json import dumps
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import delete, event
+from sqlalchemy import create_engine, delete, event, make_url, text
 
 from app import create_app
 from config import Settings
-from models import AuditEntry, Group, Link, Token, User, UserEmail, db
+from models import DEFAULT_TENANT_ID, AuditEntry, Group, Link, Tenant, Token, User, UserEmail, db
 from tests.pg import throwaway_pgbouncer, throwaway_postgres
 
 TOKEN = "test-token-7d1f0c9e-4b2a"
@@ -58,6 +59,24 @@ def migrated(database_url):
 
 
 @pytest.fixture
+def empty_database(database_url, tmp_path):
+    """A database that exists and holds nothing: `manage.py db upgrade` was forgotten."""
+    if BACKEND == "sqlite":
+        yield "sqlite:///" + str(tmp_path / "empty.db")
+        return
+    name = "empty_" + uuid.uuid4().hex[:12]
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
 def app(migrated):
     app = create_app({"SQLALCHEMY_DATABASE_URI": migrated, "SCIM_BEARER_TOKEN": TOKEN, "TESTING": True,
                       "SCIM_AUDIT_PRUNE_ONE_IN": 0,  # no random pruning: statement counts stay exact
@@ -68,6 +87,7 @@ def app(migrated):
     with app.app_context():
         for model in (Link, UserEmail, User, Group, Token, AuditEntry):
             db.session.execute(delete(model))
+        db.session.execute(delete(Tenant).where(Tenant.id != DEFAULT_TENANT_ID))  # the default always exists
         db.session.commit()
         yield app
         db.session.remove()
@@ -100,11 +120,11 @@ def client(app):
 class Api:
     """The test client with the bearer token and the /scim/v2 prefix, so tests read like the requests."""
 
-    def __init__(self, client):
-        self.client = client
+    def __init__(self, client, auth: dict | None = None):
+        self.client, self.auth = client, auth or AUTH  # the default tenant's bootstrap token, unless given
 
     def request(self, method, path, json=None, headers=None, **kw):
-        all_headers = {**AUTH, **(headers or {})}
+        all_headers = {**self.auth, **(headers or {})}
         if json is not None:
             kw["data"] = dumps(json)
             all_headers.setdefault("Content-Type", "application/scim+json")
@@ -127,8 +147,31 @@ class Api:
 
 
 @pytest.fixture
-def api(client):
-    return Api(client)
+def tenant_api(app, client):
+    """tenant_api(name): an Api with the token `<name>-token` of a new tenant called `name`."""
+    def make(name: str) -> Api:
+        from scim.tenants import create_tenant
+        from scim.tokens import create_token
+        _token, secret = create_token(f"{name}-token", tenant_id=create_tenant(name).id)
+        return Api(client, {"Authorization": f"Bearer {secret}"})
+    return make
+
+
+def pytest_generate_tests(metafunc):
+    """A module with ON_EVERY_TENANT = True runs each test that uses `api` twice: with the default tenant's
+    bootstrap token, and with the token of a second tenant."""
+    if getattr(metafunc.module, "ON_EVERY_TENANT", False) and "api" in metafunc.fixturenames:
+        metafunc.parametrize("api_tenant", ["default", "second"], indirect=True)
+
+
+@pytest.fixture
+def api_tenant(request):
+    return getattr(request, "param", "default")
+
+
+@pytest.fixture
+def api(client, api_tenant, tenant_api):
+    return Api(client) if api_tenant == "default" else tenant_api(api_tenant)
 
 
 def user_body(user_name, given="Barbara", family="Jensen", **extra):

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from tests.conftest import DATABASE_ENVIRONMENT, TOKEN
@@ -63,3 +64,19 @@ def wait_until_ready(port, server, log, seconds=30):
         time.sleep(0.1)
     log.seek(0)
     raise RuntimeError("gunicorn did not start: " + log.read()[-4000:].decode(errors="replace"))
+
+
+def at_once(count, action):
+    """Run action(i) for i in range(count) in threads released together; returns their results in order."""
+    results = [None] * count
+    start = threading.Barrier(count)
+
+    def run(i):
+        start.wait()
+        results[i] = action(i)
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results

@@ -5,14 +5,13 @@ Every request goes to 127.0.0.1; each test sends a bounded number of requests an
 """
 
 import contextlib
-import threading
 
 import pytest
 from sqlalchemy import func, select
 
 from models import Link, User, UserEmail, db
 from tests.conftest import user_body
-from tests.servers import gunicorn, request
+from tests.servers import at_once, gunicorn, request
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
@@ -22,22 +21,6 @@ def instances(app, migrated):
     """Two servers on different ports, one database: requests alternate between them."""
     with contextlib.ExitStack() as stack:
         yield [stack.enter_context(gunicorn(migrated))[0] for _ in range(2)]
-
-
-def at_once(count, action):
-    """Run action(i) for i in range(count) in threads released together; returns their results in order."""
-    results = [None] * count
-    start = threading.Barrier(count)
-
-    def run(i):
-        start.wait()
-        results[i] = action(i)
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 def create(port, user_name):

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import event, func, select, update
 
-from models import AuditEntry, Group, User, db
+from models import DEFAULT_TENANT_ID, AuditEntry, Group, User, db
 from scim.cursors import Cursor, decode, encode, signing_key
 from scim.filters import USER_MAP
 from scim.keyset import keyset_page
@@ -221,13 +221,13 @@ def test_index_paging_has_no_cursors(api, crowd):
 
 def test_the_data_layer_pages_by_position_without_an_http_client(app, crowd):
     key = sort_key("displayName", "descending", USER_MAP)
-    first = keyset_page(User, None, key, 4)
-    second = keyset_page(User, None, key, 4, first.last)
-    back = keyset_page(User, None, key, 4, second.first, backward=True)
+    first = keyset_page(User, DEFAULT_TENANT_ID, None, key, 4)
+    second = keyset_page(User, DEFAULT_TENANT_ID, None, key, 4, first.last)
+    back = keyset_page(User, DEFAULT_TENANT_ID, None, key, 4, second.first, backward=True)
     assert (first.total, first.more, second.more, back.more) == (9, True, True, False)
     assert [r[0].id for r in back.rows] == [r[0].id for r in first.rows]
     assert first.last[0] == first.rows[-1][0].display_name.lower() and first.last[2] == first.rows[-1][0].id
-    everything = keyset_page(User, None, key, 9).rows
+    everything = keyset_page(User, DEFAULT_TENANT_ID, None, key, 9).rows
     assert [r[0].id for r in first.rows + second.rows] == [r[0].id for r in everything[:8]]
 
 

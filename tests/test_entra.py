@@ -22,6 +22,8 @@ from sqlalchemy import func, select
 
 from models import Group, Link, User, UserEmail, db
 
+# Each replay runs on the default tenant and again on a second one (tests/conftest.py).
+ON_EVERY_TENANT = True
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"

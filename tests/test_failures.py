@@ -5,11 +5,10 @@ import logging
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import make_url, text
 
 from dbcheck import head_revisions
 from models import db
@@ -29,24 +28,6 @@ REQUESTS = [
     ("GET", "/scim/v2/Users", {"Authorization": "Bearer a-token-the-store-would-hold-0123"}),  # auth reads tables
 ]
 postgres_only = pytest.mark.skipif(not ON_POSTGRESQL, reason="a PostgreSQL server's answer")
-
-
-@pytest.fixture
-def empty_database(database_url, tmp_path):
-    """A database that exists and holds nothing: `manage.py db upgrade` was forgotten."""
-    if BACKEND == "sqlite":
-        yield "sqlite:///" + str(tmp_path / "empty.db")
-        return
-    name = "empty_" + uuid.uuid4().hex[:12]
-    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture
@@ -220,4 +201,4 @@ def test_cli_on_a_database_that_does_not_answer_is_one_line(tmp_path):
 def test_cli_db_upgrade_on_an_empty_database_migrates_it(empty_database):
     assert manage(empty_database, "db", "upgrade")[0] == 0
     code, lines = manage(empty_database, "tokens", "list")
-    assert (code, lines) == (0, ["NAME  KIND  CREATED  LAST USED  EXPIRES  STATE"])
+    assert (code, lines) == (0, ["NAME  TENANT  KIND  CREATED  LAST USED  EXPIRES  STATE"])

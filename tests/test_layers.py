@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event, null, select, text, update
 from werkzeug.security import check_password_hash
 
-from models import Group, User, UserEmail, db, durable_commit, utcnow
+from models import DEFAULT_TENANT_ID, Group, User, UserEmail, db, durable_commit, utcnow
 from scim.errors import ScimError
 from scim.filters import USER_MAP, filter_to_where, matches, parse_filter
 from scim.patch import Limits, apply_patch, operations
@@ -26,6 +26,8 @@ from scim.store import (
 )
 from scim.writes import insert_user, update_user, user_for_write, write_active, write_replacement
 from tests.conftest import ON_POSTGRESQL
+
+T = DEFAULT_TENANT_ID  # the tenant the data-layer calls below name
 
 SCIM = pathlib.Path(__file__).resolve().parent.parent / "scim"
 BASE = "https://idp.example/scim/v2/"
@@ -52,6 +54,7 @@ def imports(module: str) -> set[str]:
     ("sorting", {"flask", "scim.requests", "scim.store"}),
     ("keyset", {"flask", "scim.serialize", "scim.audit", "scim.requests", "scim.responses", "scim.resources"}),
     ("cursors", {"flask", "scim.store", "scim.requests"}),
+    ("tenants", {"flask", "scim.serialize", "scim.requests", "scim.responses", "scim.resources", "scim.auth"}),
     ("patch", {"flask", "scim.requests", "scim.store"}),
     ("search", {"scim.users", "scim.groups"}),
     ("resources", {"scim.users", "scim.groups"}),
@@ -63,19 +66,20 @@ def test_no_import_runs_back_up(module, forbidden):
 # The data layer: plain arguments in, records out.
 
 def stored_user(user_name: str, **extra):
-    return insert_user({"userName": user_name, "emails": [{"value": user_name, "type": "work"}], **extra})
+    return insert_user(T, {"userName": user_name, "emails": [{"value": user_name, "type": "work"}], **extra})
 
 
 def test_store_writes_a_user_with_its_emails_and_hashed_password(app):
     user = stored_user("store@example.com", password="Hidden-pass-1")
     db.session.commit()
-    record, groups = user_with_groups(user.id)
+    record, groups = user_with_groups(T, user.id)
     assert (record.user_name, record.active, groups) == ("store@example.com", True, [])
     assert check_password_hash(db.session.get(User, user.id).password_hash, "Hidden-pass-1")
     assert "password" not in record.data
 
 
-@pytest.mark.parametrize("read", [lambda user_id, tags: get_for_write(User, user_id, "User", tags), user_for_write])
+@pytest.mark.parametrize("read", [lambda user_id, tags: get_for_write(T, User, user_id, "User", tags),
+                                  lambda user_id, tags: user_for_write(T, user_id, tags)])
 def test_store_refuses_a_write_whose_if_match_names_another_version(app, read):
     user = stored_user("etag@example.com")
     db.session.commit()
@@ -94,7 +98,7 @@ def email_rows(user_id):
 def test_store_replace_is_a_new_version_keeping_active_and_password_when_not_sent(app):
     user = stored_user("keep@example.com", password="Hidden-pass-1", active=False)
     db.session.commit()
-    record, groups = update_user(user_for_write(user.id), {"userName": "keep@example.com", "title": "Boss",
+    record, groups = update_user(user_for_write(T, user.id), {"userName": "keep@example.com", "title": "Boss",
                                                            "emails": [{"value": "keep@example.com", "type": "work"}]})
     db.session.commit()
     stored = db.session.get(User, user.id)
@@ -107,21 +111,21 @@ def test_store_rewrites_the_emails_only_when_they_change(app):
     user = stored_user("mail@example.com")
     db.session.commit()
     before = email_rows(user.id)
-    update_user(user_for_write(user.id), {"userName": "mail@example.com", "active": False,
+    update_user(user_for_write(T, user.id), {"userName": "mail@example.com", "active": False,
                                           "emails": [{"value": "mail@example.com", "type": "work"}]})
     assert email_rows(user.id) == before  # the same rows: not deleted and inserted again
-    update_user(user_for_write(user.id), {"userName": "mail@example.com", "emails": [
+    update_user(user_for_write(T, user.id), {"userName": "mail@example.com", "emails": [
         {"value": "home@example.com", "type": "home"}, {"value": "mail@example.com", "type": "work", "primary": True}]})
     assert [row[1:] for row in email_rows(user.id)] == [("home@example.com", "home", False),
                                                          ("mail@example.com", "work", True)]
-    update_user(user_for_write(user.id), {"userName": "mail@example.com"})
+    update_user(user_for_write(T, user.id), {"userName": "mail@example.com"})
     assert email_rows(user.id) == []
 
 
 def test_store_update_whose_version_moved_since_the_read_changes_nothing(app):
     user = stored_user("moved@example.com")
     db.session.commit()
-    current = user_for_write(user.id)
+    current = user_for_write(T, user.id)
     db.session.execute(update(User).where(User.id == user.id).values(version=User.version + 1))
     with pytest.raises(ScimError) as refused:
         update_user(current, {"userName": "moved@example.com", "title": "Lost"})
@@ -130,12 +134,12 @@ def test_store_update_whose_version_moved_since_the_read_changes_nothing(app):
 
 def test_store_members_keep_the_display_sent_and_pages_count_in_one_go(app):
     ann, bob = stored_user("ann@example.com", displayName="Ann A"), stored_user("bob@example.com")
-    group = write_group(Group(), {"displayName": "Team"})
-    add_members(group.id, {ann.id: "ann (IdP)", bob.id: None})
+    group = write_group(Group(tenant_id=T), {"displayName": "Team"})
+    add_members(T, group.id, {ann.id: "ann (IdP)", bob.id: None})
     assert sorted(members_of([group.id])[group.id]) == sorted([(ann.id, "ann (IdP)"), (bob.id, "bob@example.com")])
     remove_members(group.id, [ann.id])
     assert members_of([group.id])[group.id] == [(bob.id, "bob@example.com")]
-    rows, total = page(User, filter_to_where('userName sw "A"', USER_MAP), [], 1, 10)
+    rows, total = page(User, T, filter_to_where('userName sw "A"', USER_MAP), [], 1, 10)
     assert total == 1 and rows[0][0].user_name == "ann@example.com"
 
 
@@ -147,9 +151,9 @@ def test_the_lookup_statement_gives_what_the_general_page_gives(app, attribute, 
     for name in ("a@example.com", "b@example.com"):
         stored_user(name, externalId="shared")
     db.session.commit()
-    general_rows, general_total = page(User, filter_to_where(f'{attribute} eq "{value}"', USER_MAP), [],
+    general_rows, general_total = page(User, T, filter_to_where(f'{attribute} eq "{value}"', USER_MAP), [],
                                        start, count, (null(),))
-    rows, total = lookup(attribute, value, start, count, with_groups=False)
+    rows, total = lookup(T, attribute, value, start, count, with_groups=False)
     assert total == general_total
     assert [vars(row[0]) for row in rows] == [vars(row[0]) for row in general_rows]
 
@@ -159,8 +163,8 @@ def test_the_first_pages_statement_gives_what_the_general_page_gives(app, start,
     for name in ("a@example.com", "b@example.com", "c@example.com"):
         stored_user(name)
     db.session.commit()
-    general_rows, general_total = page(User, None, [], start, count, (null(),))
-    rows, total = users_page(start, count, with_groups=False)
+    general_rows, general_total = page(User, T, None, [], start, count, (null(),))
+    rows, total = users_page(T, start, count, with_groups=False)
     assert total == general_total == 3
     assert [vars(row[0]) for row in rows] == [vars(row[0]) for row in general_rows]
 
@@ -240,8 +244,8 @@ def synchronous_commit() -> str:
 @pytest.mark.skipif(not ON_POSTGRESQL, reason="SQLite commits to disk every time")
 @pytest.mark.parametrize("write", [
     lambda: stored_user("durable@example.com"),
-    lambda: write_active(stored_user("durable@example.com").id, None, False),
-    lambda: write_replacement(stored_user("durable@example.com").id, None, {"userName": "durable@example.com"}),
+    lambda: write_active(T, stored_user("durable@example.com").id, None, False),
+    lambda: write_replacement(T, stored_user("durable@example.com").id, None, {"userName": "durable@example.com"}),
 ])
 def test_a_user_write_asks_for_the_durable_commit_in_its_own_statement(app, write):
     assert synchronous_commit() == "off"  # the service's default: reads and their audit rows
@@ -257,7 +261,7 @@ def test_a_user_write_asks_for_the_durable_commit_in_its_own_statement(app, writ
 def test_a_transaction_begun_again_after_a_write_asks_for_the_durable_commit_itself(app):
     stored_user("undone@example.com")
     db.session.rollback()  # the write, and its setting, are undone
-    group = write_group(Group(), {"displayName": "Later"})
+    group = write_group(Group(tenant_id=T), {"displayName": "Later"})
     statements = []
     event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     durable_commit()

@@ -18,6 +18,8 @@ from werkzeug.security import check_password_hash
 
 from models import Group, Link, User, db
 
+# Each replay runs on the default tenant and again on a second one (tests/conftest.py).
+ON_EVERY_TENANT = True
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from app import create_app
-from models import Group, User, db
+from models import DEFAULT_TENANT_ID, Group, User, db
 from scim import discovery
 from scim.openapi import openapi_document
 from scim.schema import ENTERPRISE_SCHEMA, USER_SCHEMA
@@ -435,7 +435,8 @@ def live_id(path: str) -> str:
     model = Group if path.startswith("/Groups") else User
     found = db.session.scalar(select(model.id).limit(1))
     if found is None:
-        found = model(user_name="live@example.com") if model is User else model(display_name="Live")
+        named = {"user_name": "live@example.com"} if model is User else {"display_name": "Live"}
+        found = model(tenant_id=DEFAULT_TENANT_ID, **named)  # the bootstrap token's tenant
         db.session.add(found)
         db.session.commit()
         found = found.id

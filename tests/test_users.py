@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import func, select
 
-from models import User, UserEmail, db
+from models import DEFAULT_TENANT_ID, User, UserEmail, db
 from tests.conftest import user_body
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -59,9 +59,9 @@ def test_duplicate_username_in_any_case_is_409_uniqueness(api, make_user):
 def test_database_refuses_usernames_differing_only_in_case(app):
     # The unique index on lower(user_name) holds even for writes that bypass the API's checks.
     from sqlalchemy.exc import IntegrityError
-    db.session.add(User(user_name="Same@Example.com", data={}))
+    db.session.add(User(tenant_id=DEFAULT_TENANT_ID, user_name="Same@Example.com", data={}))
     db.session.commit()
-    db.session.add(User(user_name="same@example.COM", data={}))
+    db.session.add(User(tenant_id=DEFAULT_TENANT_ID, user_name="same@example.COM", data={}))
     with pytest.raises(IntegrityError):
         db.session.commit()
     db.session.rollback()
