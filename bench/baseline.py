@@ -5,8 +5,10 @@
 
 It answers only what the benchmark compares: Okta's lookup (`filter=userName eq "x"`, that one form), a user
 by id, a page of users (startIndex/count, with totalResults), and POST /Users (one INSERT of the user and
-its emails; a password is hashed with the same werkzeug function the service uses). No token check, no
-audit, no validation beyond what keeps it correct. One connection per worker thread (a sync worker has one
+its emails; a password is hashed with the same werkzeug function the service uses), each within one
+tenant's rows as the service's are: the tenant's id is the request's whole credential (`Authorization:
+Bearer <tenant id>`, the default tenant's without one). No token check, no audit, no validation beyond what
+keeps it correct. One connection per worker thread (a sync worker has one
 thread, a gthread worker several, which must not queue on a shared connection), opened on first use (after
 gunicorn forks), in autocommit mode: every statement is its own transaction.
 """
@@ -27,9 +29,9 @@ COLUMNS = "id, data, active, created, last_modified, version"
 LOOKUP = re.compile(r'^\s*userName\s+eq\s+"(.*)"\s*$', re.IGNORECASE)
 INSERT = """
 WITH u AS (
-    INSERT INTO users (id, external_id, created, last_modified, version, data, user_name, display_name,
-                       given_name, family_name, active, password_hash)
-    VALUES (%(id)s, %(external_id)s, now(), now(), 1, %(data)s, %(user_name)s, %(display_name)s,
+    INSERT INTO users (id, tenant_id, external_id, created, last_modified, version, data, user_name,
+                       display_name, given_name, family_name, active, password_hash)
+    VALUES (%(id)s, %(tenant)s, %(external_id)s, now(), now(), 1, %(data)s, %(user_name)s, %(display_name)s,
             %(given_name)s, %(family_name)s, %(active)s, %(password_hash)s)
     RETURNING id, data, active, created, last_modified, version),
 e AS (
@@ -57,6 +59,11 @@ def query(sql: str, params) -> list[tuple]:
         return cursor.fetchall()
 
 
+def tenant() -> int:
+    token = request.headers.get("Authorization", "").rpartition(" ")[2]
+    return int(token) if token.isdigit() else 1
+
+
 def user_json(row, base: str) -> dict:
     user_id, data, active, created, last_modified, version = row[:6]
     return {"schemas": [USER_SCHEMA], "id": user_id, **data, "active": active,
@@ -79,19 +86,21 @@ def list_answer(rows, total: int, start: int) -> Response:
 def list_users():
     match = LOOKUP.match(request.args.get("filter", ""))
     if match:
-        rows = query(f"SELECT {COLUMNS} FROM users WHERE lower(user_name) = lower(%s)", (match.group(1),))
+        rows = query(f"SELECT {COLUMNS} FROM users WHERE tenant_id = %s AND lower(user_name) = lower(%s)",
+                     (tenant(), match.group(1)))
         return list_answer(rows, len(rows), 1)
     start = max(int(request.args.get("startIndex", 1)), 1)
     count = min(max(int(request.args.get("count", 100)), 0), 1000)
-    rows = query(f"SELECT {COLUMNS}, (SELECT count(*) FROM users) FROM users ORDER BY created, id "
-                 "OFFSET %s LIMIT %s", (start - 1, count))
-    total = rows[0][6] if rows else query("SELECT count(*) FROM users", ())[0][0]
+    mine = tenant()
+    rows = query(f"SELECT {COLUMNS}, (SELECT count(*) FROM users WHERE tenant_id = %s) FROM users "
+                 "WHERE tenant_id = %s ORDER BY created, id OFFSET %s LIMIT %s", (mine, mine, start - 1, count))
+    total = rows[0][6] if rows else query("SELECT count(*) FROM users WHERE tenant_id = %s", (mine,))[0][0]
     return list_answer(rows, total, start)
 
 
 @app.get("/scim/v2/Users/<user_id>")
 def get_user(user_id):
-    rows = query(f"SELECT {COLUMNS} FROM users WHERE id = %s", (user_id,))
+    rows = query(f"SELECT {COLUMNS} FROM users WHERE id = %s AND tenant_id = %s", (user_id, tenant()))
     if not rows:
         return answer({"status": "404", "detail": "not found"}, 404)
     return answer(user_json(rows[0], request.url_root + "scim/v2"))
@@ -104,8 +113,8 @@ def create_user():
     active = body.pop("active", True)
     data = {k: v for k, v in body.items() if k not in ("schemas", "groups", "id", "meta")}
     name = data.get("name") or {}
-    params = {"id": str(uuid.uuid4()), "external_id": data.get("externalId"), "data": json.dumps(data),
-              "user_name": data["userName"], "display_name": data.get("displayName"),
+    params = {"id": str(uuid.uuid4()), "tenant": tenant(), "external_id": data.get("externalId"),
+              "data": json.dumps(data), "user_name": data["userName"], "display_name": data.get("displayName"),
               "given_name": name.get("givenName"), "family_name": name.get("familyName"), "active": active,
               "password_hash": generate_password_hash(password) if password else None,
               "emails": json.dumps(data.get("emails", []))}

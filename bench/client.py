@@ -36,11 +36,13 @@ class Client:
             "User-Agent": "Okta SCIM Client 1.0.0",
         }
 
-    def call(self, method: str, path: str, body=None) -> tuple[int, bytes, float]:
+    def call(self, method: str, path: str, body=None, token: str | None = None) -> tuple[int, bytes, float]:
+        """`token`: this request's credential instead of the client's (another tenant's)."""
         payload = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+        headers = self.headers if token is None else {**self.headers, "Authorization": f"Bearer {token}"}
         started = time.perf_counter()
         try:
-            self.conn.request(method, self.prefix + path, body=payload, headers=self.headers)
+            self.conn.request(method, self.prefix + path, body=payload, headers=headers)
             response = self.conn.getresponse()
             data = response.read()
         except (OSError, http.client.HTTPException):
@@ -109,9 +111,10 @@ class Result:
 
 # Running a scenario
 
-def run_concurrent(name: str, base_url: str, token: str, make_request, clients: int, seconds: float,
+def run_concurrent(name: str, base_url: str, token: str | list[str], make_request, clients: int, seconds: float,
                    max_requests: int, warmup: float = 1.0, meter=None) -> Result:
     """`clients` threads send make_request(rng, n) -> (method, path, body) until the time or count runs out.
+    With one token per tenant (a list), make_request says whose: (method, path, body, tenant index).
 
     A warm-up of `warmup` seconds (not counted) opens connections and fills the server's caches first.
     A meter, when given, is started after the warm-up and its stop(requests) dict joins the result.
@@ -137,14 +140,15 @@ def run_concurrent(name: str, base_url: str, token: str, make_request, clients: 
 
     def worker(index: int) -> None:
         rng = random.Random(f"{name}-{index}-{time.time_ns()}")
-        client = Client(base_url, token)
+        tokens = token if isinstance(token, list) else [token]
+        client = Client(base_url, tokens[0])
         follow = getattr(make_request, "follow", None)
         outcomes = []
         start.wait()
         while (n := claim()) is not None:
-            method, path, body = make_request(rng, n)
+            method, path, body, *tenant = make_request(rng, n)
             try:
-                status, data, took = client.call(method, path, body)
+                status, data, took = client.call(method, path, body, tokens[tenant[0]] if tenant else None)
             except (OSError, http.client.HTTPException) as exc:
                 status, data, took = type(exc).__name__, str(exc).encode(), 0.0
             if follow:

@@ -44,7 +44,7 @@ def main(argv=None) -> None:
             print_row(rows[-1])
 
         print_header()
-        measure_users(args.base_url, args.token, data, [n for n in wanted if n != "groups"], args.clients,
+        measure_users(args.base_url, [args.token], data, [n for n in wanted if n != "groups"], args.clients,
                       args.seconds, args.max_requests, tag=str(int(time.time())), on_result=show)
         if "groups" in wanted:
             measure_groups(args.base_url, args.token, data, args.reps, on_result=show)

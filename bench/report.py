@@ -132,8 +132,10 @@ def cell(target: dict) -> str:
 def print_targets(run: dict, out) -> None:
     classes = run["worker_classes"]
     options = run["options"]
+    tenants = options.get("tenants", 1)
     out.write(f"\n== issue 5 targets: {TARGET_USERS:,} users, {TARGET_WORKERS} workers, PostgreSQL; ratios to the"
               " floor of the same run and worker class (CPU: the same ratio by CPU per request)\n")
+    out.write(f"   users spread over {tenants} tenant{'s' * (tenants > 1)}, each request with its tenant's token\n")
     if (options["users"], options["workers"]) != (TARGET_USERS, TARGET_WORKERS):
         out.write(f"   this run: {options['users']:,} users, {options['workers']} workers: the figures show the"
                   " shape, they do not test the targets\n")

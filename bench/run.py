@@ -80,6 +80,9 @@ def options(argv=None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, for both servers")
     parser.add_argument("--users", type=int, help="users to seed (default 100000; --quick: 5000)")
     parser.add_argument("--groups", type=int, default=100, help="ordinary groups; every user is in one")
+    parser.add_argument("--tenants", type=int, default=10,
+                        help="tenants the users are spread over, each with its own token (default 10; 1: every "
+                             "user in the default tenant)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients, for each class")
     parser.add_argument("--seconds", type=float, help="time budget per scenario (default 10; --quick: 2)")
     parser.add_argument("--max-requests", type=int, help="request budget per scenario (default 20000)")
@@ -95,6 +98,8 @@ def options(argv=None) -> argparse.Namespace:
     args.max_requests = args.max_requests or (5000 if args.quick else 20000)
     args.reps = args.reps or (3 if args.quick else 10)
     args.worker_classes = ["sync", "gthread"] if args.worker_class == "both" else [args.worker_class]
+    if args.tenants < 1 or args.groups % args.tenants:
+        parser.error("--groups must be a multiple of --tenants (each tenant has as many ordinary groups)")
     return args
 
 
@@ -149,17 +154,23 @@ def dataset(plan: seed.GroupPlan, groups: dict) -> Dataset:
     names = [seed.user_name(i) for i in range(plan.users)]
     one_group = plan.one_group_users()
     put_sample = one_group[::max(1, len(one_group) // PUT_SAMPLE)]
+    tenants = [plan.tenant_of(i) for i in range(plan.users)]
+    # The group PATCHes add users of the special groups' tenant (the default one) that are in none of them.
+    addable = [ids[i] for i in one_group if tenants[i] == 0]
     data = Dataset(names, ids, {ids[i]: seed.stored_user(i)[0] for i in put_sample}, plan.users,
                    groups, {role: len(members) for role, members in plan.special().items()},
-                   addable_ids=ids[:len(one_group)], batch=plan.batch, lookup_names=names[:len(one_group)])
+                   addable_ids=addable, batch=min(plan.batch, len(addable) // 2), lookup_names=names[:len(one_group)],
+                   tenants=tenants, tenant_sizes=plan.tenant_sizes())
     return data
 
 
-def verify(base: str, token: str, plan: seed.GroupPlan, groups: dict | None) -> None:
-    """The API answers a seeded user as seeded: found by a differently cased userName, with its stored
-    document. For the service (groups given) also its group, the user total and a group's members."""
+def verify(base: str, tokens: list[str], plan: seed.GroupPlan, groups: dict | None) -> None:
+    """The API answers a seeded user as seeded, with its tenant's token: found by a differently cased
+    userName, with its stored document. For the service (groups given) also its group, its tenant's user
+    total and a group's members (with the default tenant's token)."""
     i = len(plan.one_group_users()) // 3
-    client = Client(base, token)
+    tenant = plan.tenant_of(i)
+    client = Client(base, tokens[tenant])
     expected, active = seed.stored_user(i)
     found = client.json("GET", "/Users?filter=" + quote(f'userName eq "{seed.user_name(i).upper()}"', safe=""))
     got = found["Resources"][0] if found.get("Resources") else {}
@@ -167,8 +178,12 @@ def verify(base: str, token: str, plan: seed.GroupPlan, groups: dict | None) -> 
     problems += ["id"] * (got.get("id") != seed.user_id(i)) + ["active"] * (got.get("active") is not active)
     if groups is not None:
         got = client.json("GET", f"/Users/{seed.user_id(i)}")
-        problems += ["groups"] * ([g["value"] for g in got.get("groups", [])] != [seed.group_id(i % plan.ordinary)])
-        problems += ["totalResults"] * (client.json("GET", "/Users?count=0")["totalResults"] != plan.users)
+        in_groups = [g["value"] for g in got.get("groups", [])]
+        problems += ["groups"] * (in_groups != [seed.group_id(plan.ordinary_group(i))])
+        total = client.json("GET", "/Users?count=0")["totalResults"]
+        problems += ["totalResults"] * (total != plan.tenant_sizes()[tenant])
+        client.close()
+        client = Client(base, tokens[0])
         members = client.json("GET", f"/Groups/{groups['get-5000']}").get("members", [])
         problems += ["members"] * (len(members) != plan.mid)
     client.close()
@@ -186,12 +201,13 @@ def blocks_read() -> int:
 
 
 class Server:
-    """One gunicorn-served app under measurement: where it answers, its memory watch and CPU meter."""
+    """One gunicorn-served app under measurement: where it answers, its tokens (one per tenant), its memory
+    watch and CPU meter."""
 
     def __init__(self, stack: contextlib.ExitStack, who: str, app: str, env: dict, how: servers.Serving,
-                 workdir: str, postmaster: int | None, extra: tuple = (), token: str = "-"):
+                 workdir: str, postmaster: int | None, tokens: list[str], extra: tuple = ()):
         port = free_port()
-        self.who, self.base, self.token = who, f"http://127.0.0.1:{port}/scim/v2", token
+        self.who, self.base, self.tokens = who, f"http://127.0.0.1:{port}/scim/v2", tokens
         log = os.path.join(workdir, f"{who}-{how.worker_class}.log")
         master = stack.enter_context(servers.gunicorn(app, port, how, env, log, extra))
         self.memory = stack.enter_context(servers.MemoryWatch(master.pid))
@@ -211,28 +227,32 @@ class Bench:
 
     def __init__(self, args, plan: seed.GroupPlan, url: str, workdir: str):
         self.args, self.plan, self.workdir = args, plan, workdir
-        # A stored token, as an IdP is given (`manage.py tokens create`), not the bootstrap token.
-        self.token = create_token(f"bench-{secrets.token_hex(4)}")[1]
+        # A stored token per tenant, as each customer's IdP is given (`manage.py tokens create --tenant`), not
+        # the bootstrap token. The floor takes the tenant's id as its token (bench/baseline.py).
+        self.tokens = [create_token(f"bench-{secrets.token_hex(4)}", tenant_id=tenant_id)[1]
+                       for tenant_id in plan.tenant_ids]
+        self.floor_tokens = [str(tenant_id) for tenant_id in plan.tenant_ids]
         self.postmaster = servers.postmaster_of(db.session.scalar(text("SELECT pg_backend_pid()")))
         self.env = {"DATABASE_URL": url, "SCIM_ACCESS_LOG": "0"}
         self.budget = (args.clients, args.seconds, args.max_requests)
 
     def service(self, stack: contextlib.ExitStack, how: servers.Serving) -> Server:
         return Server(stack, "service", "app:create_app()", self.env, how, self.workdir, self.postmaster,
-                      token=self.token)
+                      self.tokens)
 
     def floor(self, stack: contextlib.ExitStack, how: servers.Serving) -> Server:
         return Server(stack, "floor", "baseline:app", {"DATABASE_URL": self.env["DATABASE_URL"]}, how,
-                      self.workdir, self.postmaster, extra=("--pythonpath", BENCH))
+                      self.workdir, self.postmaster, self.floor_tokens, extra=("--pythonpath", BENCH))
 
-    def lookups(self, how: servers.Serving, names: list[str]) -> dict:
+    def lookups(self, how: servers.Serving, users: range) -> dict:
         """Lookups while the database holds only the first users, on a service started for them."""
         rows = []
+        names, tenants = [seed.user_name(i) for i in users], [self.plan.tenant_of(i) for i in users]
         with contextlib.ExitStack() as stack:
             service = self.service(stack, how)
             print_header()
-            service.keep(rows)(run_concurrent(f"lookup_at_{len(names)}", service.base, self.token, lookup(names),
-                                              *self.budget, meter=service.meter))
+            service.keep(rows)(run_concurrent(f"lookup_at_{len(names)}", service.base, self.tokens,
+                                              lookup(names, tenants), *self.budget, meter=service.meter))
         return rows[0]
 
     def measure(self, how: servers.Serving, data: Dataset, groups: dict, check: bool) -> dict:
@@ -243,26 +263,28 @@ class Bench:
         with contextlib.ExitStack() as stack:
             service, floor = self.service(stack, how), self.floor(stack, how)
             if check:
-                verify(service.base, self.token, self.plan, groups)
-                verify(floor.base, "-", self.plan, None)
+                verify(service.base, self.tokens, self.plan, groups)
+                verify(floor.base, self.floor_tokens, self.plan, None)
             print_header()
 
             def both(names):
                 for name in names:
                     for server in (service, floor):
-                        measure_users(server.base, server.token, data, [name], *self.budget,
+                        measure_users(server.base, server.tokens, data, [name], *self.budget,
                                       tag=f"{server.who}-{tag}", on_result=server.keep(found[server.who]),
                                       meter=server.meter)
 
             def service_only(names):
-                measure_users(service.base, self.token, data, names, *self.budget, tag=f"service-{tag}",
+                measure_users(service.base, self.tokens, data, names, *self.budget, tag=f"service-{tag}",
                               on_result=service.keep(found["service"]), meter=service.meter)
             # Every read before any write, so that the pages compared with the first page read the same table
             # (the writes add users and leave row versions behind that each page's count then visits).
             reads = [name for name in FLOOR_SCENARIOS if name not in WRITE_SCENARIOS]
             both(reads)
             service_only([name for name in USER_SCENARIOS if name not in FLOOR_SCENARIOS + WRITE_SCENARIOS])
-            cursor = measure_cursor(service.base, self.token, data.total_users, *self.budget, meter=service.meter)
+            # Cursor pages and the group scenarios: the largest tenant's (the default one, index 0).
+            cursor = measure_cursor(service.base, self.tokens[0], data.tenant_sizes[0], *self.budget,
+                                    meter=service.meter)
             if isinstance(cursor, str):
                 print(f"page_cursor: not measured: {cursor}", flush=True)
             else:
@@ -270,14 +292,14 @@ class Bench:
             found["cursor"] = cursor if isinstance(cursor, str) else "measured"
             both([name for name in FLOOR_SCENARIOS if name not in reads])
             service_only([name for name in USER_SCENARIOS if name not in FLOOR_SCENARIOS and name in WRITE_SCENARIOS])
-            measure_groups(service.base, self.token, data, self.args.reps, on_result=service.keep(found["service"]))
+            measure_groups(service.base, self.tokens[0], data, self.args.reps, on_result=service.keep(found["service"]))
         found["service_memory"], found["floor_memory"] = service.memory.report(), floor.memory.report()
         return found
 
 
 def seed_rest(plan: seed.GroupPlan, small: int, log: dict) -> dict:
     print(f"seeding users {small}..{plan.users} and the groups", flush=True)
-    timed(log, f"users {small}..{plan.users}", seed.seed_users, small, plan.users)
+    timed(log, f"users {small}..{plan.users}", seed.seed_users, plan, small, plan.users)
     timed(log, f"memberships {small}..{plan.users}", seed.link_ordinary, plan, small, plan.users)
     groups = timed(log, "special groups", seed.seed_special_groups, plan)
     timed(log, "VACUUM ANALYZE", seed.vacuum_analyze)
@@ -290,7 +312,7 @@ def measure(args, plan: seed.GroupPlan, url: str, workdir: str, run: dict) -> No
     the users its POST scenarios created deleted before the next."""
     bench = Bench(args, plan, url, workdir)
     small = min(10000, plan.users // 10)
-    at_small = {name: bench.lookups(serving(args, name), [seed.user_name(i) for i in range(small)])
+    at_small = {name: bench.lookups(serving(args, name), range(small))
                 for name in args.worker_classes}
     groups = seed_rest(plan, small, run["seeding"])
     data = dataset(plan, groups)
@@ -308,7 +330,7 @@ def measure(args, plan: seed.GroupPlan, url: str, workdir: str, run: dict) -> No
 def main(argv=None) -> None:
     args = options(argv)
     plan = seed.GroupPlan(args.users, args.groups, mid=min(5000, args.users // 4), big=min(10000, args.users // 2),
-                          batch=min(1000, args.users // 10))
+                          batch=min(1000, args.users // 10), tenants=args.tenants)
     small = min(10000, args.users // 10)
     run = {"command": " ".join(["bench/run.py"] + (argv if argv is not None else sys.argv[1:])),
            "options": vars(args), "seeding": {}, "worker_classes": {}, "started": time.strftime("%FT%T%z")}
@@ -326,8 +348,9 @@ def main(argv=None) -> None:
         run["machine"], run["source"], run["neighbours_at_start"] = machine(), source_state(), neighbours()
         print(f"seeding users 0..{small} (of {args.users}); logs in {workdir}", flush=True)
         log = run["seeding"]
+        timed(log, "tenants", seed.seed_tenants, plan)
         timed(log, "ordinary groups", seed.seed_ordinary_groups, plan)
-        timed(log, f"users 0..{small}", seed.seed_users, 0, small)
+        timed(log, f"users 0..{small}", seed.seed_users, plan, 0, small)
         timed(log, f"memberships 0..{small}", seed.link_ordinary, plan, 0, small)
         seed.vacuum_analyze()
         measure(args, plan, url, workdir, run)

@@ -30,6 +30,11 @@ class Dataset:
     addable_ids: list = field(default_factory=list)  # users in none of the PATCH groups
     batch: int = 1000  # members added/removed by one group PATCH
     lookup_names: list | None = None  # the userNames lookups draw from, when not all of user_names
+    tenants: list = field(default_factory=list)  # each user's tenant index (its token's), as user_ids
+    tenant_sizes: list = field(default_factory=lambda: [0])  # users of each tenant
+
+    def tenant(self, j: int) -> int:
+        return self.tenants[j] if self.tenants else 0
 
 
 def okta_user_body(user_name: str, given: str, family: str, external_id: str, password: str | None = None):
@@ -52,20 +57,36 @@ def okta_user_body(user_name: str, given: str, family: str, external_id: str, pa
 
 # Scenarios: each returns make_request(rng, n) for run_concurrent
 
-def lookup(names: list):
-    """Okta's existence check before every assignment, percent-encoded as Okta sends it."""
+def lookup(names: list, tenants: list | None = None):
+    """Okta's existence check before every assignment, percent-encoded as Okta sends it; by the token of the
+    user's tenant."""
     def make(rng, n):
-        query = quote(f'userName eq "{rng.choice(names)}"', safe="")
-        return "GET", f"/Users?filter={query}&startIndex=1&count=100", None
+        j = rng.randrange(len(names))
+        query = quote(f'userName eq "{names[j]}"', safe="")
+        return "GET", f"/Users?filter={query}&startIndex=1&count=100", None, tenants[j] if tenants else 0
     return make
 
 
 def get_user(data: Dataset):
-    return lambda rng, n: ("GET", f"/Users/{rng.choice(data.user_ids)}", None)
+    def make(rng, n):
+        j = rng.randrange(len(data.user_ids))
+        return "GET", f"/Users/{data.user_ids[j]}", None, data.tenant(j)
+    return make
 
 
-def page(start_low: int, start_high: int, count: int = 100):
-    return lambda rng, n: ("GET", f"/Users?startIndex={rng.randint(start_low, start_high)}&count={count}", None)
+def deep_range(size: int) -> tuple[int, int]:
+    """startIndex in the last 10 % of a list of `size`."""
+    high = max(1, size - 99)
+    return min(high, int(size * 0.9) + 1), high
+
+
+def page(data: Dataset, deep: bool, count: int = 100):
+    """A page of a tenant's users (any tenant: the first page, or one in the last 10 % of its users)."""
+    def make(rng, n):
+        tenant = rng.randrange(len(data.tenant_sizes))
+        start = rng.randint(*deep_range(data.tenant_sizes[tenant])) if deep else 1
+        return "GET", f"/Users?startIndex={start}&count={count}", None, tenant
+    return make
 
 
 def deep_cursors(base_url: str, token: str, total: int, count: int = 100) -> list[str]:
@@ -86,23 +107,25 @@ def deep_cursors(base_url: str, token: str, total: int, count: int = 100) -> lis
         client.close()
 
 
-def page_cursor(cursors: list[str], count: int = 100):
-    """A cursor page deep in the users: it should cost what the first page does (page_first)."""
-    return lambda rng, n: ("GET", f"/Users?cursor={rng.choice(cursors)}&count={count}", None)
+def page_cursor(cursors: list[str], count: int = 100, tenant: int = 0):
+    """A cursor page deep in a tenant's users: it should cost what the first page does (page_first)."""
+    return lambda rng, n: ("GET", f"/Users?cursor={rng.choice(cursors)}&count={count}", None, tenant)
 
 
-def create_user(tag: str, with_password: bool):
+def create_user(tag: str, with_password: bool, tenants: int = 1):
     def make(rng, n):
         name = f"{NEW_USER_PREFIX}{tag}-{n}-{rng.getrandbits(40):010x}@example.com"
         password = f"Pw-{rng.getrandbits(64):016x}!" if with_password else None
         external_id = f"00u{rng.getrandbits(60):015x}"
-        return "POST", "/Users", okta_user_body(name, "New", f"User{n}", external_id, password)
+        return ("POST", "/Users", okta_user_body(name, "New", f"User{n}", external_id, password),
+                rng.randrange(tenants))
     return make
 
 
 def replace_user(data: Dataset):
     """Okta's profile update: the whole object back, id, meta and groups included."""
     ids = list(data.users)
+    tenant_of = {user_id: data.tenant(j) for j, user_id in enumerate(data.user_ids) if user_id in data.users}
 
     def make(rng, n):
         user_id = rng.choice(ids)
@@ -110,14 +133,18 @@ def replace_user(data: Dataset):
         body = {"schemas": [USER_SCHEMA], **user, "id": user_id,
                 "name": {**user["name"], "givenName": f"Given{n}"},
                 "active": True, "groups": [], "meta": {"resourceType": "User"}}
-        return "PUT", f"/Users/{user_id}", body
+        return "PUT", f"/Users/{user_id}", body, tenant_of[user_id]
     return make
 
 
 def deactivate_user(data: Dataset):
     """Okta's deactivation: PATCH without a path."""
     body = {"schemas": [PATCH_SCHEMA], "Operations": [{"op": "replace", "value": {"active": False}}]}
-    return lambda rng, n: ("PATCH", f"/Users/{rng.choice(data.user_ids)}", body)
+
+    def make(rng, n):
+        j = rng.randrange(len(data.user_ids))
+        return "PATCH", f"/Users/{data.user_ids[j]}", body, data.tenant(j)
+    return make
 
 
 def membership_bodies(form: str, ids: list[str], names: dict) -> tuple[dict, dict]:
@@ -183,7 +210,8 @@ def discover(client: Client, want_group: int, batch: int) -> Dataset:
     ids = list(users)
     if len(ids) < 8:
         raise SystemExit(f"the server holds {total} users: seed some first (bench/run.py does)")
-    data = Dataset([u["userName"] for u in users.values()], ids, users, total, batch=min(batch, len(ids) // 8))
+    data = Dataset([u["userName"] for u in users.values()], ids, users, total, batch=min(batch, len(ids) // 8),
+                   tenant_sizes=[total])
     if not want_group:
         return data
     big = min(want_group, len(ids) // 2)
@@ -219,34 +247,35 @@ WRITE_SCENARIOS = ("create_user", "create_user_password", "replace_user", "deact
 
 
 def user_scenarios(data: Dataset, tag: str) -> dict:
-    """Scenario name -> make_request. Deep pages start somewhere in the last 10 % of the users."""
-    deep_high = max(1, data.total_users - 99)
-    deep_low = min(deep_high, int(data.total_users * 0.9) + 1)
+    """Scenario name -> make_request. Deep pages start somewhere in the last 10 % of a tenant's users."""
+    names = data.lookup_names or data.user_names
     return {
-        "lookup": lookup(data.lookup_names or data.user_names),
+        "lookup": lookup(names, data.tenants[:len(names)]),
         "get_user": get_user(data),
-        "page_first": page(1, 1),
-        "page_deep": page(deep_low, deep_high),
-        "create_user": create_user(f"{tag}-nopw", with_password=False),
-        "create_user_password": create_user(f"{tag}-pw", with_password=True),
+        "page_first": page(data, deep=False),
+        "page_deep": page(data, deep=True),
+        "create_user": create_user(f"{tag}-nopw", False, len(data.tenant_sizes)),
+        "create_user_password": create_user(f"{tag}-pw", True, len(data.tenant_sizes)),
         "replace_user": replace_user(data),
         "deactivate_user": deactivate_user(data),
     }
 
 
-def measure_users(base_url: str, token: str, data: Dataset, names, clients: int, seconds: float,
+def measure_users(base_url: str, tokens: list[str], data: Dataset, names, clients: int, seconds: float,
                   max_requests: int, tag: str, on_result=None, meter=None) -> list[Result]:
+    """`tokens`: one per tenant, by tenant index."""
     scenarios = user_scenarios(data, tag)
     results = []
     for name in names:
         make = scenarios.get(name)
         if name == "page_cursor_deep":  # its cursors come from walking this server first (not timed)
-            make = page_cursor(deep_cursors(base_url, token, data.total_users))
-        result = run_concurrent(name, base_url, token, make, clients, seconds, max_requests, meter=meter)
+            make = page_cursor(deep_cursors(base_url, tokens[0], data.tenant_sizes[0]))
+        result = run_concurrent(name, base_url, tokens, make, clients, seconds, max_requests, meter=meter)
         if name == "page_deep":
-            result.note = f"startIndex {int(data.total_users * 0.9) + 1}..{max(1, data.total_users - 99)}"
+            low, high = deep_range(data.tenant_sizes[0])
+            result.note = f"startIndex {low}..{high} of the largest tenant's users, as far in of the others'"
         if name == "page_cursor_deep":
-            result.note = "cursors of the pages in the last 10 % of the users"
+            result.note = "cursors of the pages in the last 10 % of the largest tenant's users"
         results.append(result)
         if on_result:
             on_result(result)

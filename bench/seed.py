@@ -8,12 +8,12 @@ inside create_app()'s app context. Users are deterministic: user i always has th
 
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, insert, select, text
 
-from models import Group, Link, User, UserEmail, db
+from models import DEFAULT_TENANT_ID, Group, Link, Tenant, User, UserEmail, db
 from scenarios import GROUP_SCHEMA, okta_user_body
 from scim.schema import GROUP, USER, normalize_resource
 
@@ -46,12 +46,13 @@ def stored_user(i: int) -> tuple[dict, bool]:
     return data, data.pop("active", True)
 
 
-def user_rows(i: int) -> tuple[dict, list[dict]]:
+def user_rows(i: int, tenant_id: int = DEFAULT_TENANT_ID) -> tuple[dict, list[dict]]:
     data, active = stored_user(i)
     name = data.get("name", {})
     at = EPOCH + timedelta(milliseconds=i)  # creation order = index order, as page order is (created, id)
     row = {
-        "id": user_id(i), "external_id": data.get("externalId"), "created": at, "last_modified": at,
+        "id": user_id(i), "tenant_id": tenant_id, "external_id": data.get("externalId"), "created": at,
+        "last_modified": at,
         "version": 1, "data": data, "user_name": data["userName"], "display_name": data.get("displayName"),
         "given_name": name.get("givenName"), "family_name": name.get("familyName"), "active": active,
         "password_hash": None,
@@ -61,12 +62,12 @@ def user_rows(i: int) -> tuple[dict, list[dict]]:
     return row, emails
 
 
-def seed_users(start: int, stop: int) -> None:
-    """Users start..stop-1 with their emails, committed in batches."""
+def seed_users(plan: "GroupPlan", start: int, stop: int) -> None:
+    """Users start..stop-1 with their emails, each in its tenant, committed in batches."""
     for low in range(start, stop, BATCH):
         users, emails = [], []
         for i in range(low, min(stop, low + BATCH)):
-            row, rows = user_rows(i)
+            row, rows = user_rows(i, plan.tenant_ids[plan.tenant_of(i)])
             users.append(row)
             emails.extend(rows)
         db.session.execute(insert(User.__table__), users)
@@ -76,13 +77,35 @@ def seed_users(start: int, stop: int) -> None:
 
 @dataclass
 class GroupPlan:
-    """The groups the scenarios use. User i belongs to ordinary group i % M; the special groups take their
-    members from the last users, so that users[0 : users - big] each belong to exactly one group."""
+    """The tenants and the groups the scenarios use.
+
+    Tenants: the last `big` users (the special groups' members) and every N-th of the others are the
+    default tenant's (index 0), so that the group scenarios find their members and the users they add in one
+    tenant; the others are dealt round the N tenants (user i in tenant i % N). With one tenant everyone is
+    the default tenant's, as before tenants existed.
+
+    Groups: each tenant has M / N ordinary groups (group k is tenant k % N's), and each user belongs to one
+    of its tenant's; the special groups are the default tenant's and take their members from the last users,
+    so that users[0 : users - big] each belong to exactly one group."""
     users: int
-    ordinary: int  # M
+    ordinary: int  # M, a multiple of N
     mid: int  # members of the "5,000" group
     big: int  # members of the "10,000" groups
     batch: int  # members one PATCH adds or removes
+    tenants: int = 1  # N
+    tenant_ids: list = field(default_factory=lambda: [DEFAULT_TENANT_ID])  # index -> tenants.id (seed_tenants)
+
+    def tenant_of(self, i: int) -> int:
+        return 0 if i >= self.users - self.big else i % self.tenants
+
+    def ordinary_group(self, i: int) -> int:
+        return self.tenant_of(i) + self.tenants * (i // self.tenants % (self.ordinary // self.tenants))
+
+    def tenant_sizes(self) -> list[int]:
+        sizes = [0] * self.tenants
+        for i in range(self.users):
+            sizes[self.tenant_of(i)] += 1
+        return sizes
 
     def special(self) -> dict[str, range]:
         last = lambda k: range(self.users - k, self.users)  # noqa: E731
@@ -94,11 +117,12 @@ class GroupPlan:
         return range(self.users - self.big)
 
 
-def group_row(index: int, name: str) -> dict:
+def group_row(index: int, name: str, tenant_id: int = DEFAULT_TENANT_ID) -> dict:
     data = normalize_resource(GROUP, {"schemas": [GROUP_SCHEMA], "displayName": name, "members": []})
     data.pop("members", None)  # as write_group: membership lives in the link table
     at = EPOCH + timedelta(seconds=index)
-    return {"id": group_id(index), "external_id": None, "created": at, "last_modified": at, "version": 1,
+    return {"id": group_id(index), "tenant_id": tenant_id, "external_id": None, "created": at,
+            "last_modified": at, "version": 1,
             "data": data, "display_name": name}
 
 
@@ -106,16 +130,27 @@ def group_id(index: int) -> str:
     return str(uuid.UUID(int=random.Random(f"group-{index}").getrandbits(128), version=4))
 
 
+def seed_tenants(plan: GroupPlan) -> None:
+    """Tenants 1..N-1 (index 0 is the default tenant, which always exists); their ids into the plan."""
+    plan.tenant_ids = [DEFAULT_TENANT_ID]
+    for index in range(1, plan.tenants):
+        tenant = Tenant(name=f"bench-tenant-{index}")
+        db.session.add(tenant)
+        db.session.flush()
+        plan.tenant_ids.append(tenant.id)
+    db.session.commit()
+
+
 def seed_ordinary_groups(plan: GroupPlan) -> None:
-    db.session.execute(insert(Group.__table__), [group_row(k, f"Bench Group {k:04d}")
-                                                 for k in range(plan.ordinary)])
+    db.session.execute(insert(Group.__table__), [
+        group_row(k, f"Bench Group {k:04d}", plan.tenant_ids[k % plan.tenants]) for k in range(plan.ordinary)])
     db.session.commit()
 
 
 def link_ordinary(plan: GroupPlan, start: int, stop: int) -> None:
     """Users start..stop-1 into their ordinary group."""
     if plan.ordinary:
-        insert_batched(Link.__table__, ({"group_id": group_id(i % plan.ordinary), "user_id": user_id(i)}
+        insert_batched(Link.__table__, ({"group_id": group_id(plan.ordinary_group(i)), "user_id": user_id(i)}
                                         for i in range(start, stop)))
     db.session.commit()
 
