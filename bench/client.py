@@ -188,7 +188,7 @@ def run_sequence(name: str, client: Client, requests) -> Result:
 
 def print_header(out=sys.stdout) -> None:
     out.write(f"{'scenario':<40}{'clients':>8}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}"
-              f"{'errors':>8}{'CPU ms/req app+db':>19}{'blocks read/req':>17}\n")
+              f"{'errors':>8}{'CPU ms/req app+db':>19}{'of which db bg':>16}{'blocks read/req':>17}\n")
     out.flush()
 
 
@@ -199,7 +199,7 @@ def print_row(row: dict, out=sys.stdout, label: str = "") -> None:
                                                 if row.get("cpu_ms_postgres") is not None else "")
     out.write(f"{row['scenario'] + label:<40}{row['clients']:>8}{row['requests']:>10}{row['rps']:>10.1f}"
               f"{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}{row['errors']:>8}{cpu:>19}"
-              f"{row.get('blocks_read_per_req', ''):>17}\n")
+              f"{row.get('cpu_ms_postgres_background', ''):>16}{row.get('blocks_read_per_req', ''):>17}\n")
     if row["errors"]:
         out.write(f"    errors by status: {row['errors_by_status']}; first: {row['error_sample']}\n")
     out.flush()

@@ -159,7 +159,8 @@ def dataset(plan: seed.GroupPlan, groups: dict) -> Dataset:
     addable = [ids[i] for i in one_group if tenants[i] == 0]
     data = Dataset(names, ids, {ids[i]: seed.stored_user(i)[0] for i in put_sample}, plan.users,
                    groups, {role: len(members) for role, members in plan.special().items()},
-                   addable_ids=addable, batch=min(plan.batch, len(addable) // 2), lookup_names=names[:len(one_group)],
+                   addable_ids=addable, batch=min(plan.batch, len(addable) // 2),
+                   lookup_names=[names[i] for i in one_group], lookup_tenants=[tenants[i] for i in one_group],
                    tenants=tenants, tenant_sizes=plan.tenant_sizes())
     return data
 
@@ -168,7 +169,8 @@ def verify(base: str, tokens: list[str], plan: seed.GroupPlan, groups: dict | No
     """The API answers a seeded user as seeded, with its tenant's token: found by a differently cased
     userName, with its stored document. For the service (groups given) also its group, its tenant's user
     total and a group's members (with the default tenant's token)."""
-    i = len(plan.one_group_users()) // 3
+    one_group = plan.one_group_users()
+    i = one_group[len(one_group) // 3]
     tenant = plan.tenant_of(i)
     client = Client(base, tokens[tenant])
     expected, active = seed.stored_user(i)

@@ -30,6 +30,7 @@ class Dataset:
     addable_ids: list = field(default_factory=list)  # users in none of the PATCH groups
     batch: int = 1000  # members added/removed by one group PATCH
     lookup_names: list | None = None  # the userNames lookups draw from, when not all of user_names
+    lookup_tenants: list | None = None  # their tenant indexes
     tenants: list = field(default_factory=list)  # each user's tenant index (its token's), as user_ids
     tenant_sizes: list = field(default_factory=lambda: [0])  # users of each tenant
 
@@ -250,7 +251,7 @@ def user_scenarios(data: Dataset, tag: str) -> dict:
     """Scenario name -> make_request. Deep pages start somewhere in the last 10 % of a tenant's users."""
     names = data.lookup_names or data.user_names
     return {
-        "lookup": lookup(names, data.tenants[:len(names)]),
+        "lookup": lookup(names, data.lookup_tenants or data.tenants[:len(names)]),
         "get_user": get_user(data),
         "page_first": page(data, deep=False),
         "page_deep": page(data, deep=True),

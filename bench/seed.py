@@ -79,14 +79,16 @@ def seed_users(plan: "GroupPlan", start: int, stop: int) -> None:
 class GroupPlan:
     """The tenants and the groups the scenarios use.
 
-    Tenants: the last `big` users (the special groups' members) and every N-th of the others are the
-    default tenant's (index 0), so that the group scenarios find their members and the users they add in one
-    tenant; the others are dealt round the N tenants (user i in tenant i % N). With one tenant everyone is
-    the default tenant's, as before tenants existed.
+    Tenants: a band of `big` users in the middle of the set (the special groups' members) and every N-th
+    of the others are the default tenant's (index 0), so that the group scenarios find their members and
+    the users they add in one tenant; the others are dealt round the N tenants (user i in tenant i % N).
+    With one tenant everyone is the default tenant's, as before tenants existed.
 
     Groups: each tenant has M / N ordinary groups (group k is tenant k % N's), and each user belongs to one
-    of its tenant's; the special groups are the default tenant's and take their members from the last users,
-    so that users[0 : users - big] each belong to exactly one group."""
+    of its tenant's; the special groups are the default tenant's and take their members from the band, so
+    that the users outside it each belong to exactly one group. The band sits in the middle so that a first
+    page and a page deep in the set hold users of the same shape (one group each, the band's users four or
+    five), and past the first tenth (the lookups at 10,000 users)."""
     users: int
     ordinary: int  # M, a multiple of N
     mid: int  # members of the "5,000" group
@@ -95,8 +97,13 @@ class GroupPlan:
     tenants: int = 1  # N
     tenant_ids: list = field(default_factory=lambda: [DEFAULT_TENANT_ID])  # index -> tenants.id (seed_tenants)
 
+    @property
+    def band(self) -> range:
+        start = (self.users - self.big) // 2
+        return range(start, start + self.big)
+
     def tenant_of(self, i: int) -> int:
-        return 0 if i >= self.users - self.big else i % self.tenants
+        return 0 if i in self.band else i % self.tenants
 
     def ordinary_group(self, i: int) -> int:
         return self.tenant_of(i) + self.tenants * (i // self.tenants % (self.ordinary // self.tenants))
@@ -108,13 +115,14 @@ class GroupPlan:
         return sizes
 
     def special(self) -> dict[str, range]:
-        last = lambda k: range(self.users - k, self.users)  # noqa: E731
-        return {"get-5000": last(self.mid), "get-10000": last(self.big),
-                "okta-empty": range(0), "okta-10000": last(self.big),
-                "entra-empty": range(0), "entra-10000": last(self.big)}
+        band = self.band
+        return {"get-5000": band[:self.mid], "get-10000": band,
+                "okta-empty": range(0), "okta-10000": band,
+                "entra-empty": range(0), "entra-10000": band}
 
-    def one_group_users(self) -> range:
-        return range(self.users - self.big)
+    def one_group_users(self) -> list[int]:
+        band = self.band
+        return [*range(band.start), *range(band.stop, self.users)]
 
 
 def group_row(index: int, name: str, tenant_id: int = DEFAULT_TENANT_ID) -> dict:

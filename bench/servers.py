@@ -94,6 +94,21 @@ def cpu_ticks(pid: int) -> int:
         return 0
 
 
+# PostgreSQL's own processes, by the title each gives itself ("postgres: checkpointer"); every other child of
+# the postmaster is a backend serving a connection ("postgres: USER DATABASE 127.0.0.1(PORT) ...")
+BACKGROUND = ("checkpointer", "background writer", "walwriter", "autovacuum", "logical replication", "archiver",
+              "stats collector")
+
+
+def is_background(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            title = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return title.startswith("postgres: ") and title[len("postgres: "):].startswith(BACKGROUND)
+
+
 class CpuMeter:
     """CPU milliseconds per request spent by the server's workers and by PostgreSQL's processes.
 
@@ -124,6 +139,12 @@ class CpuMeter:
                 for name, pids in after.items()}
         found = {f"cpu_ms_{name}": round(sum(ticks) * 1000 / tick / requests, 2) if requests else None
                  for name, ticks in each.items()}
+        if "postgres" in after and requests:
+            # the checkpointer, autovacuum and the writers: work of no request in particular (a checkpoint
+            # after the seeding is not a lookup's cost), already counted in cpu_ms_postgres
+            background = [t - self.before.get("postgres", {}).get(pid, 0)
+                          for pid, t in after["postgres"].items() if is_background(pid)]
+            found["cpu_ms_postgres_background"] = round(sum(background) * 1000 / tick / requests, 2)
         workers = each.get("workers", [])
         found["busiest_worker_share"] = round(max(workers) / sum(workers), 2) if sum(workers) else None
         if self.blocks_read and requests:
