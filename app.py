@@ -66,9 +66,10 @@ def create_app(settings: dict | None = None) -> Flask:
     with app.app_context():
         dbsession.set_per_transaction(db.engine, app.config)
 
-    from commands import audit_cli, tenants_cli, tokens_cli
+    from commands import audit_cli, events_cli, tenants_cli, tokens_cli
     from health import health
     from scim import register
+    from scim.feed import feed
     from scim.hotpath import HotPath
 
     register(app)
@@ -78,9 +79,11 @@ def create_app(settings: dict | None = None) -> Flask:
         # Behind ngrok or a reverse proxy: take scheme, host and client address from X-Forwarded-*.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
     app.register_blueprint(health)
+    app.register_blueprint(feed)
     app.cli.add_command(tenants_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(events_cli)
     if not app.config["SCIM_BEARER_TOKEN"]:
         app.logger.info("SCIM_BEARER_TOKEN is not set: only tokens from `manage.py tokens create` are accepted")
     return app

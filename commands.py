@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import click
 from sqlalchemy import func, or_, select
 
-from models import DEFAULT_TENANT, AuditEntry, User, db, utcnow
+from models import DEFAULT_TENANT, SCOPES, AuditEntry, User, db, utcnow
 from scim.audit import prune
 from scim.tenants import (
     TenantError,
@@ -122,15 +122,22 @@ def tokens_cli():
 @click.option("--basic", "basic_user", metavar="USERNAME", help="An HTTP Basic user/password pair instead.")
 @click.option("--tenant", default=DEFAULT_TENANT, show_default=True,
               help="The tenant whose data the credential reads and writes.")
-def tokens_create(name, expires, basic_user, tenant):
+@click.option("--scope", type=click.Choice(SCOPES), default="scim", show_default=True,
+              help="scim: an IdP's, for the SCIM API; events: the application's, for the event feed only.")
+def tokens_create(name, expires, basic_user, tenant, scope):
     """Create a credential and print its secret, once."""
     tenant_id = tenant_id_of(tenant)
     if any(t.name == name for t in all_tokens()):
         raise click.ClickException(f"a token named {name!r} already exists")
+    if basic_user and scope != "scim":
+        raise click.ClickException("the event feed takes bearer tokens only: leave out --basic")
     token, secret = create_token(name, parse_moment(expires, future=True) if expires else None, basic_user,
-                                 tenant_id)
+                                 tenant_id, scope)
     if basic_user:
         click.echo(f"Basic credentials {name!r} created. Username: {basic_user}  Password (shown once):")
+    elif scope == "events":
+        click.echo(f"Token {name!r} created for the event feed of tenant {tenant!r}. Send it as 'Authorization: "
+                   "Bearer <token>' to /api/events. Shown once, never again:")
     else:
         click.echo(f"Token {name!r} created. Put it in the IdP as 'Bearer <token>'. Shown once, never again:")
     click.echo(secret)
@@ -142,9 +149,9 @@ def tokens_create(name, expires, basic_user, tenant):
 def tokens_list():
     """Names, dates and states; never secrets."""
     names = tenant_names()
-    rows = [(t.name, names[t.tenant_id], t.kind, when(t.created), when(t.last_used), when(t.expires), state(t))
-            for t in all_tokens()]
-    table(("NAME", "TENANT", "KIND", "CREATED", "LAST USED", "EXPIRES", "STATE"), rows)
+    rows = [(t.name, names[t.tenant_id], t.kind, t.scope, when(t.created), when(t.last_used), when(t.expires),
+             state(t)) for t in all_tokens()]
+    table(("NAME", "TENANT", "KIND", "SCOPE", "CREATED", "LAST USED", "EXPIRES", "STATE"), rows)
 
 
 @tokens_cli.command("revoke")
@@ -226,3 +233,19 @@ def audit_prune(days):
     from flask import current_app
     removed = prune(days if days is not None else current_app.config["SCIM_AUDIT_RETENTION_DAYS"])
     click.echo(f"{removed} audit rows deleted")
+
+
+@click.group("events")
+def events_cli():
+    """The event feed's housekeeping."""
+
+
+@events_cli.command("prune")
+@click.option("--days", type=int, help="Keep this many days (default: SCIM_EVENT_RETENTION_DAYS).")
+def events_prune(days):
+    """Delete events older than the retention period (each tenant's newest is kept)."""
+    from flask import current_app
+
+    from scim.events import prune as prune_events
+    removed = prune_events(days if days is not None else current_app.config["SCIM_EVENT_RETENTION_DAYS"])
+    click.echo(f"{removed} events deleted")

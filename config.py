@@ -115,6 +115,8 @@ class Settings(FromEnvironment):
     audit_retention_days: int = setting("SCIM_AUDIT_RETENTION_DAYS", 90, "Days of audit rows to keep; 0: forever")
     audit_prune_one_in: int = setting(
         "SCIM_AUDIT_PRUNE_ONE_IN", 1000, "About one request in this many prunes the audit trail; 0: never")
+    event_retention_days: int = setting(
+        "SCIM_EVENT_RETENTION_DAYS", 30, "Days of events the feed keeps (each tenant's newest always); 0: forever")
     audit_flush_seconds: float = setting(
         "SCIM_AUDIT_FLUSH_SECONDS", 0.2, "Most seconds a hot-path read's audit row waits to be written; 0: none")
     access_log: bool = setting("SCIM_ACCESS_LOG", True, "One JSON line per SCIM request on stdout")

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -263,6 +264,34 @@ class Token(db.Model):
     expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What it may call: "scim" (an IdP: the SCIM API) or "events" (the application: the event feed).
+    scope: Mapped[str] = mapped_column(String(10), default="scim")
+
+
+SCOPES = ("scim", "events")
+# A row id on both databases (SQLite makes only an INTEGER PRIMARY KEY its rowid, numbered for us).
+ROW_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Event(db.Model):
+    """One change, written in the transaction of the change (scim/events.py). The feed reads a tenant's
+    events in (txid, id) order: the writing transaction's id on PostgreSQL (0 on SQLite, whose writers take
+    turns), then the row's position."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = tenant_column()
+    txid: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)  # the public id, and the feed's cursor
+    type: Mapped[str] = mapped_column(String(40))
+    occurred: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    resource_type: Mapped[str] = mapped_column(String(20))
+    resource_id: Mapped[str] = mapped_column(String(64))
+    attributes: Mapped[list | None] = mapped_column(JSON)  # the attributes an update changed
+    data: Mapped[dict] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_events_tenant_id_txid_id", "tenant_id", "txid", "id"),)
 
 
 class AuditEntry(db.Model):

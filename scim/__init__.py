@@ -5,6 +5,7 @@ import functools
 from flask import Blueprint, Flask, request
 
 from models import autocommit_reads, begin_write, db, once_more_if_dropped
+from scim import events
 from scim.audit import record, start_clock
 from scim.auth import require_token
 from scim.errors import unsupported_media_type
@@ -28,6 +29,7 @@ def _before_request():
     if not is_scim_request():
         return
     start_clock()
+    events.begin()
     db.session.info.update(reads_only=False, committing=False)
     if request.method in READS:
         autocommit_reads()
@@ -66,7 +68,10 @@ def _once_more_if_dropped(view):
     """The view runs again, on a new connection, if the database had dropped the one it used."""
     @functools.wraps(view)
     def run(*args, **kwargs):
-        return once_more_if_dropped(lambda: view(*args, **kwargs))
+        def attempt():
+            events.begin()  # what a failed attempt noted is not written
+            return view(*args, **kwargs)
+        return once_more_if_dropped(attempt)
     return run
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from models import AuditEntry, db, durable_commit, utcnow
+from scim import events
 from scim.reads import Prepared
 from scim.requests import parse_json
 
@@ -216,8 +217,9 @@ def add_to_transaction(response: Response) -> bool:
 
 
 def commit(response: Response) -> Response:
-    """Commit the request's transaction, with its audit row, once its response is built: nothing after the
-    commit touches the database, so a client is never told "error" about a write that was made."""
+    """Commit the request's transaction, with its events and audit row, once its response is built: nothing
+    after the commit touches the database, so a client is never told "error" about a write that was made."""
+    events.write_pending()
     audited = add_to_transaction(response)
     durable_commit()
     g.audited = audited
@@ -242,6 +244,7 @@ def record(response: Response) -> Response:
         one_in = current_app.config["SCIM_AUDIT_PRUNE_ONE_IN"]
         if one_in and random.randrange(one_in) == 0:  # now and then, so no cron job is needed
             prune(current_app.config["SCIM_AUDIT_RETENTION_DAYS"])
+            events.prune(current_app.config["SCIM_EVENT_RETENTION_DAYS"])
     except SQLAlchemyError as exc:
         log.warning("could not write the audit row: %s", getattr(exc, "orig", exc))
         db.session.rollback()

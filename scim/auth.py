@@ -79,8 +79,10 @@ class Refusal:
     tenant_id: int | None = None  # a known credential's tenant, for the audit trail
 
 
-def identify(header: str | None, read: bool = True) -> Identity | Refusal | None:
-    """The credential the Authorization header carries, or why it is refused. With read=False
+def identify(header: str | None, read: bool = True, scope: str = "scim") -> Identity | Refusal | None:
+    """The credential the Authorization header carries, or why it is refused: a credential of another
+    scope than the one asked for is refused like an unknown one (an IdP's token does not read the event
+    feed, an application's does not call the SCIM API). With read=False
     (the hot path, scim/hotpath.py), None wherever the answer needs the database: a credential this worker
     has not kept, or one whose last use is due to be written."""
     config = current_app.config
@@ -92,6 +94,8 @@ def identify(header: str | None, read: bool = True) -> Identity | Refusal | None
     kind, secret = credential
     bootstrap = config["SCIM_BEARER_TOKEN"]
     if kind == "bearer" and bootstrap and hmac.compare_digest(secret.encode(), bootstrap.encode()):
+        if scope != "scim":
+            return Refusal("refused: SCIM_BEARER_TOKEN", "this credential is not for this API")
         return Identity("SCIM_BEARER_TOKEN", DEFAULT_TENANT_ID)
     found = find(secret, read)
     if found is None:
@@ -99,6 +103,9 @@ def identify(header: str | None, read: bool = True) -> Identity | Refusal | None
     hashed, stored = found
     if stored.kind != kind:
         return Refusal("refused: unknown token", "invalid credentials")
+    if stored.scope != scope:
+        return Refusal(f"refused: scope {stored.scope} {stored.name}"[:120], "this credential is not for this API",
+                       stored.tenant_id)
     stored_state = state(stored)
     if stored_state != "active":
         return Refusal(f"refused: {stored_state} {stored.name}"[:120], f"this token is {stored_state}",

@@ -32,6 +32,7 @@ class Credential:
     last_used: datetime | None
     tenant_id: int
     tenant_disabled: bool  # its tenant's credentials are all refused (tenants disable)
+    scope: str = "scim"  # what it may call (models.SCOPES)
 
 
 class CredentialCache:

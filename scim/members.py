@@ -6,6 +6,7 @@ Operations apply in order, but consecutive adds and removes are batched: Okta re
 
 from scim2_models.path import CompareOperator, Comparison, LogicalExpr, LogicalOperator, ValuePath
 
+from scim import events
 from scim.errors import invalid_path, mutability
 from scim.filters import GROUP_MAP, build_where, check_text
 from scim.patch import Operation
@@ -47,10 +48,13 @@ class MembershipPatch:
         removed = [uid for uid, value in self.pending.items() if value is False]
         added = {uid: value for uid, value in self.pending.items() if value is not False}
         if removed:
-            remove_members(self.group_id, removed)
+            events.members_changed(self.group_id, removed=remove_members(self.group_id, removed))
         if added:
-            add_members(self.tenant, self.group_id, added)
+            events.members_changed(self.group_id, added=add_members(self.tenant, self.group_id, added))
         self.pending = {}
+
+    def _remove_all(self) -> None:
+        events.members_changed(self.group_id, removed=remove_members(self.group_id, None))
 
     def apply_all(self, ops: list[Operation]) -> None:
         for operation in ops:
@@ -67,14 +71,14 @@ class MembershipPatch:
             self._queue_add(member_ids(operation.value))
         elif operation.op == "replace":
             self.pending = {}  # what came before is replaced whole
-            remove_members(self.group_id, None)
+            self._remove_all()
             self._queue_add(member_ids(operation.value))
         elif operation.value is not None:
             # Entra ID: {"op":"Remove","path":"members","value":[{"value":"<id>"}]} removes just those.
             self._queue_remove(member_ids(operation.value))
         else:
             self.pending = {}
-            remove_members(self.group_id, None)  # remove with path "members" and no filter: everyone
+            self._remove_all()  # remove with path "members" and no filter: everyone
 
     def _apply_filtered(self, operation: Operation, node: ValuePath) -> None:
         if operation.op != "remove" or node.sub_attr:
@@ -87,4 +91,5 @@ class MembershipPatch:
         # RFC 7644 §3.5.2.2: remove with a value filter drops only the matching members.
         self.flush()
         members = GROUP_MAP.multi["members"]
-        remove_members(self.group_id, None, build_where(node.val_filter, GROUP_MAP, members))
+        events.members_changed(self.group_id, removed=remove_members(
+            self.group_id, None, build_where(node.val_filter, GROUP_MAP, members)))

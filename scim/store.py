@@ -215,11 +215,12 @@ def _insert_ignoring_duplicates():
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Link.__table__)
 
 
-def add_members(tenant: int, group_id: str, members: dict[str, str | None]) -> None:
+def add_members(tenant: int, group_id: str, members: dict[str, str | None]) -> list[str]:
     """Add users of the tenant to its group: per chunk, one existence check and one multi-row INSERT; members
     already there are left as they are, display included (ON CONFLICT DO NOTHING), so a retried add changes
-    nothing. Another tenant's user is unknown here, like one that does not exist."""
-    ids = list(members)
+    nothing. Another tenant's user is unknown here, like one that does not exist. Returns the ids added (not
+    those that were members already)."""
+    ids, added = list(members), []
     for part in chunks(ids):
         known = set(db.session.scalars(select(User.id).where(User.id.in_(part), User.tenant_id == tenant)))
         unknown = [uid for uid in part if uid not in known]
@@ -228,18 +229,21 @@ def add_members(tenant: int, group_id: str, members: dict[str, str | None]) -> N
         rows = [{"group_id": group_id, "user_id": uid, "display": members[uid]} for uid in part]
         statement = _insert_ignoring_duplicates().on_conflict_do_nothing(index_elements=["group_id", "user_id"])
         try:
-            db.session.execute(statement, rows)
+            added += db.session.scalars(statement.returning(Link.user_id), rows)
         except IntegrityError:  # the user was being deleted by another transaction at that very moment
             raise invalid_value("a member was deleted while being added; retry") from None
+    return added
 
 
-def remove_members(group_id: str, ids: list[str] | None, where: ColumnElement | None = None) -> None:
-    """Remove the given users (or those matching `where`, or everyone when both are None) in one DELETE a chunk."""
-    stmt = delete(Link).where(Link.group_id == group_id)
+def remove_members(group_id: str, ids: list[str] | None, where: ColumnElement | None = None) -> list[str]:
+    """Remove the given users (or those matching `where`, or everyone when both are None) in one DELETE a chunk;
+    returns the ids removed."""
+    stmt = delete(Link).where(Link.group_id == group_id).returning(Link.user_id)
     if where is not None:
-        db.session.execute(stmt.where(where))
-    elif ids is None:
-        db.session.execute(stmt)
-    else:
-        for part in chunks(ids):
-            db.session.execute(stmt.where(Link.user_id.in_(part)))
+        return list(db.session.scalars(stmt.where(where)))
+    if ids is None:
+        return list(db.session.scalars(stmt))
+    removed = []
+    for part in chunks(ids):
+        removed += db.session.scalars(stmt.where(Link.user_id.in_(part)))
+    return removed

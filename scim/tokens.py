@@ -46,13 +46,14 @@ def state(token: Token | Credential, now: datetime | None = None) -> str:
 
 
 def create_token(name: str, expires: datetime | None = None, basic_user: str | None = None,
-                 tenant_id: int = DEFAULT_TENANT_ID) -> tuple[Token, str]:
-    """A new credential of a tenant; the secret is returned once, here, and never stored."""
+                 tenant_id: int = DEFAULT_TENANT_ID, scope: str = "scim") -> tuple[Token, str]:
+    """A new credential of a tenant, for the SCIM API or (scope "events") the event feed; the secret is
+    returned once, here, and never stored."""
     begin_write()
     secret = secrets.token_urlsafe(32)
     hashed = secret_hash(basic_secret(basic_user, secret) if basic_user else secret)
     token = Token(name=name, kind="basic" if basic_user else "bearer", basic_user=basic_user,
-                  secret_hash=hashed, expires=expires, tenant_id=tenant_id)
+                  secret_hash=hashed, expires=expires, tenant_id=tenant_id, scope=scope)
     db.session.add(token)
     durable_commit()
     return token, secret
@@ -90,7 +91,7 @@ def find(secret: str, read: bool = True) -> tuple[str, Credential] | None:
         return None
     token, disabled = found
     credential = Credential(token.id, token.name, token.kind, token.expires, token.revoked, token.last_used,
-                            token.tenant_id, disabled is not None)
+                            token.tenant_id, disabled is not None, token.scope)
     credentials.put(hashed, credential, generation)
     return hashed, credential
 

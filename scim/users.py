@@ -1,7 +1,7 @@
 """/Users views."""
 
 from models import User, db
-from scim import bp
+from scim import bp, events
 from scim.audit import commit, note_secret
 from scim.auth import tenant
 from scim.errors import ScimError
@@ -19,6 +19,13 @@ from scim.writes import insert_user, update_user, user_for_write, write_active, 
 
 def user_response(user, groups: list[tuple[str, str]], status: int = 200):
     return resource_response(render_user(user, groups), status)
+
+
+def written_response(user, groups: list[tuple[str, str]], password_sent: bool = False):
+    """The answer to a write of an existing user (`user.before`: its attributes before), and its events."""
+    resource = render_user(user, groups)
+    events.user_written(user.before, current_resource(user), resource, password_sent)
+    return resource_response(resource)
 
 
 def current_resource(user) -> dict:
@@ -47,7 +54,9 @@ def user_resource(body: dict) -> dict:
 @bp.post("/Users")
 def create_user():
     user = insert_user(tenant(), user_resource(read_json()))
-    return commit(user_response(user, [], 201))  # a new user belongs to no group yet
+    resource = render_user(user, [])  # a new user belongs to no group yet
+    events.user_written(None, current_resource(user), resource)
+    return commit(resource_response(resource, 201))
 
 
 @bp.get("/Users/<user_id>")
@@ -69,7 +78,8 @@ def read_for(user_id: str, read):
 def replace_user(user_id):
     # RFC 7644 §3.5.1: a full replace; id, meta and groups in the body are read-only and ignored.
     resource = read_for(user_id, lambda: user_resource(read_json()))
-    return commit(user_response(*write_replacement(tenant(), user_id, if_match(), resource)))
+    written = write_replacement(tenant(), user_id, if_match(), resource)
+    return commit(written_response(*written, password_sent="password" in resource))
 
 
 @bp.patch("/Users/<user_id>")
@@ -78,9 +88,12 @@ def patch_user(user_id):
     ops = read_for(user_id, lambda: operations(read_json(), USER, limits))
     active = read_for(user_id, lambda: active_only(ops, USER))
     written = write_active(tenant(), user_id, if_match(), active) if active is not None else None
+    password_sent = False
     if written is None:  # more than a deactivation, or no row matched: the user read locked says why
-        written = update_user(*patched_user(user_id, ops, limits))
-    return commit(user_response(*written))
+        user, patched = patched_user(user_id, ops, limits)
+        password_sent = patched.get("password") is not None
+        written = update_user(user, patched)
+    return commit(written_response(*written, password_sent=password_sent))
 
 
 def patched_user(user_id: str, ops, limits) -> tuple:
@@ -94,5 +107,7 @@ def patched_user(user_id: str, ops, limits) -> tuple:
 
 @bp.delete("/Users/<user_id>")
 def delete_user(user_id):
-    db.session.delete(get_for_write(tenant(), User, user_id, "User", if_match()))
+    user = get_for_write(tenant(), User, user_id, "User", if_match())
+    events.user_deleted(render_user(user, []))  # as it was; its memberships go with it
+    db.session.delete(user)
     return commit(no_content())

@@ -94,20 +94,32 @@ def _insert_user(dialect: str):
     return select(SYNCHRONOUS_COMMIT).select_from(user).add_cte(_new_emails(user).cte("new_emails"))
 
 
-def _returning(statement, dialect: str):
+def _returning(statement, dialect: str, old=None):
     """What the response needs of the written row and the write does not know (RETURNED); on PostgreSQL with
-    the user's groups, and asking for the durable commit. (SQLite's RETURNING cannot carry the groups'
-    subquery: they are read after.)"""
+    the user's groups, the row as it was before (`old`, for its events), and asking for the durable commit.
+    (SQLite's RETURNING cannot carry the groups' subquery, nor another table: they are read apart.)"""
     if dialect != POSTGRESQL:
         return statement.returning(*RETURNED)
-    return statement.returning(*RETURNED, groups_column(dialect).label("groups"), SYNCHRONOUS_COMMIT.label("durable"))
+    before = () if old is None else (old.c.data.label("old_data"), old.c.active.label("old_active"))
+    return statement.returning(*RETURNED, groups_column(dialect).label("groups"), *before,
+                               SYNCHRONOUS_COMMIT.label("durable"))
 
 
-def _new_version(values: dict, where=()):
+def _old_row():
+    """The user as it is before the UPDATE that joins this, locked first: under a concurrent write the lock
+    waits for it and reads what it committed, so the events compare against the version replaced."""
+    return select(USERS.c.id, USERS.c.data, USERS.c.active).where(
+        USERS.c.id == bindparam("user_id"), USERS.c.tenant_id == bindparam("tenant", type_=Integer),
+    ).with_for_update().cte("old").prefix_with("MATERIALIZED")
+
+
+def _new_version(values: dict, where=(), old=None):
     """UPDATE of the tenant's user `user_id`, as a new version, if its version is `expected` (None: any)."""
     expected = bindparam("expected", type_=Integer)
     matches = [USERS.c.id == bindparam("user_id"), USERS.c.tenant_id == bindparam("tenant", type_=Integer),
                or_(expected.is_(None), USERS.c.version == expected), *where]
+    if old is not None:
+        matches.append(USERS.c.id == old.c.id)
     return update(USERS).where(*matches).values({**values, "version": USERS.c.version + 1})
 
 
@@ -125,12 +137,14 @@ def _replace_if_same_emails(dialect: str):
     # Not sent, active and the password keep their values (a replace must not re-enable an account).
     values["active"] = func.coalesce(bindparam("active", type_=Boolean), USERS.c.active)
     values["password_hash"] = func.coalesce(bindparam("password_hash", type_=String), USERS.c.password_hash)
-    return _returning(_new_version(values, [_same_emails(dialect)]), dialect)
+    old = _old_row() if dialect == POSTGRESQL else None
+    return _returning(_new_version(values, [_same_emails(dialect)], old), dialect, old)
 
 
 def _set_active(dialect: str):
     values = {name: bindparam(name) for name in ("active", "last_modified")}
-    return _returning(_new_version(values), dialect)
+    old = _old_row() if dialect == POSTGRESQL else None
+    return _returning(_new_version(values, old=old), dialect, old)
 
 
 def _update_user(dialect: str, with_emails: bool):
@@ -190,17 +204,31 @@ def _add_emails(user_id: str, emails: list[dict]) -> None:
         db.session.execute(insert(EMAILS), [{"user_id": user_id, **email} for email in emails])
 
 
-def _written(result, dialect: str, user_id: str, last_modified) -> tuple[SimpleNamespace, list] | None:
-    """(record, groups) of the user an UPDATE ... RETURNING wrote, or None when it matched no row."""
+def _written(result, dialect: str, user_id: str, last_modified, before=None) -> tuple[SimpleNamespace, list] | None:
+    """(record, groups) of the user an UPDATE ... RETURNING wrote, or None when it matched no row. The record's
+    `before` is the user's attributes and `active` before the write (from the statement's `old` row on
+    PostgreSQL, else as given)."""
     row = result.first()
     if row is None:
         return None
+    if before is None and "old_data" in row._fields:
+        before = {**row.old_data, "active": row.old_active}
     record = SimpleNamespace(id=user_id, created=row.created, last_modified=last_modified, version=row.version,
-                             active=row.active, data=row.data)
+                             active=row.active, data=row.data, before=before)
     if dialect != POSTGRESQL:
         return record, groups_for(user_id)
     made_durable()
     return record, group_pairs(row.groups)
+
+
+def _as_before(tenant: int, user_id: str, dialect: str) -> dict | None:
+    """SQLite: the user's attributes and `active` before a one-statement write (the request holds the
+    database's write lock already, so nothing changes them in between); PostgreSQL reads them in the write."""
+    if dialect == POSTGRESQL:
+        return None
+    row = db.session.execute(select(USERS.c.data, USERS.c.active).where(
+        USERS.c.id == user_id, USERS.c.tenant_id == tenant)).first()
+    return None if row is None else {**row.data, "active": row.active}
 
 
 def expected_version(if_match: set[str] | None) -> int | None | bool:
@@ -241,12 +269,12 @@ def write_replacement(tenant: int, user_id: str, if_match: set[str] | None, reso
             user_for_write(tenant, user_id, if_match)
             raise
         dialect = _dialect()
-        emails_doc = resource.get("emails")
+        emails_doc, before = resource.get("emails"), _as_before(tenant, user_id, dialect)
         with refused_as_duplicate(f"a user with userName {row['user_name']!r}"):
             result = db.session.execute(REPLACE_IF_SAME_EMAILS.statement(dialect), {
                 **row, "user_id": user_id, "tenant": tenant, "expected": expected,
                 "emails_doc": None if emails_doc is None else json.dumps(emails_doc)})
-        written = _written(result, dialect, user_id, row["last_modified"])
+        written = _written(result, dialect, user_id, row["last_modified"], before)
         if written is not None:
             return written
     return update_user(user_for_write(tenant, user_id, if_match), resource)
@@ -259,9 +287,10 @@ def write_active(tenant: int, user_id: str, if_match: set[str] | None, active: b
     if not valid_id(user_id) or expected is False:
         return None
     dialect, now = _dialect(), utcnow()
+    before = _as_before(tenant, user_id, dialect)
     result = db.session.execute(SET_ACTIVE.statement(dialect), {
         "user_id": user_id, "tenant": tenant, "expected": expected, "active": active, "last_modified": now})
-    return _written(result, dialect, user_id, now)
+    return _written(result, dialect, user_id, now, before)
 
 
 def user_for_write(tenant: int, user_id: str, if_match: set[str] | None = None) -> SimpleNamespace:
@@ -290,7 +319,7 @@ def update_user(current, resource: dict) -> tuple:
         result = db.session.execute(UPDATE_USER[rewrite].statement(dialect),
                                     {**row, "user_id": current.id, "tenant": current.tenant_id,
                                      "expected": current.version, "emails": emails})
-    written = _written(result, dialect, current.id, row["last_modified"])
+    written = _written(result, dialect, current.id, row["last_modified"], {**current.data, "active": current.active})
     if written is None:  # the version moved since it was read: a writer that held no lock got in between
         raise precondition_failed("the resource was modified by another request; read it again and retry")
     if rewrite and dialect != POSTGRESQL:

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, delete, event, make_url, text
 
 from app import create_app
 from config import Settings
-from models import DEFAULT_TENANT_ID, AuditEntry, Group, Link, Tenant, Token, User, UserEmail, db
+from models import DEFAULT_TENANT_ID, AuditEntry, Event, Group, Link, Tenant, Token, User, UserEmail, db
 from tests.pg import throwaway_pgbouncer, throwaway_postgres
 
 TOKEN = "test-token-7d1f0c9e-4b2a"
@@ -85,7 +85,7 @@ def app(migrated):
                       "SCIM_AUDIT_FLUSH_SECONDS": 0,
                       **DATABASE_SETTINGS})
     with app.app_context():
-        for model in (Link, UserEmail, User, Group, Token, AuditEntry):
+        for model in (Event, Link, UserEmail, User, Group, Token, AuditEntry):
             db.session.execute(delete(model))
         db.session.execute(delete(Tenant).where(Tenant.id != DEFAULT_TENANT_ID))  # the default always exists
         db.session.commit()

@@ -1,8 +1,8 @@
 """The docs' commands, run verbatim against a real server, so the docs cannot go stale.
 
-For each page (the README's "try it", docs/walkthrough.md, docs/tokens.md, docs/operations.md and
-docs/tenants.md; the other pages hold only blocks for a person's terminal), the fenced blocks are taken in
-order:
+For each page (the README's "try it", docs/walkthrough.md, docs/tokens.md, docs/operations.md,
+docs/tenants.md and docs/events.md; the other pages hold only blocks for a person's terminal), the fenced
+blocks are taken in order:
 
 - ```bash blocks run, unchanged, in one bash process per page (`set -eo pipefail`), so variables and shell
   functions carry over from block to block as they do in a person's terminal. A command that fails, or an
@@ -40,7 +40,8 @@ from tests.conftest import DATABASE_ENVIRONMENT
 from tests.pg import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAGES = ["README.md", "docs/walkthrough.md", "docs/tokens.md", "docs/operations.md", "docs/tenants.md"]
+PAGES = ["README.md", "docs/walkthrough.md", "docs/tokens.md", "docs/operations.md", "docs/tenants.md",
+         "docs/events.md"]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.M | re.S)
 SETUP = re.compile(r"^export (BASE|SCIM|TOKEN)=")
 START = re.compile(r"^((?:[A-Z_]+=\S+\s+)*)make run$")

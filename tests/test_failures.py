@@ -201,4 +201,4 @@ def test_cli_on_a_database_that_does_not_answer_is_one_line(tmp_path):
 def test_cli_db_upgrade_on_an_empty_database_migrates_it(empty_database):
     assert manage(empty_database, "db", "upgrade")[0] == 0
     code, lines = manage(empty_database, "tokens", "list")
-    assert (code, lines) == (0, ["NAME  TENANT  KIND  CREATED  LAST USED  EXPIRES  STATE"])
+    assert (code, lines) == (0, ["NAME  TENANT  KIND  SCOPE  CREATED  LAST USED  EXPIRES  STATE"])
