@@ -41,6 +41,9 @@ AUDIT_COLUMNS = ("at", "tenant_id", "token_name", "client_ip", "user_agent", "me
 # One INSERT for every request's row, built once, whichever path (Flask's or the hot path) answered it.
 AUDIT_INSERT = Prepared(lambda _dialect: insert(AuditEntry.__table__).values(
     {column: bindparam(column) for column in AUDIT_COLUMNS}))
+# PostgreSQL: a write's events and its audit row in one statement (the events as a CTE).
+AUDIT_WITH_EVENTS = Prepared(lambda dialect: AUDIT_INSERT.statement(dialect).add_cte(
+    events.FROM_JSON.statement(dialect).cte("new_events")))
 
 
 def _bare(name: str) -> str:
@@ -202,25 +205,31 @@ def request_facts(req, response: Response, token_name: str, started: float, tena
     }.items()}  # no NUL: a text column cannot hold one
 
 
-def add_to_transaction(response: Response) -> bool:
-    """A successful write carries its audit row in its own transaction: one commit for both. Every value
-    fits its column, so the row cannot make the write fail; if it cannot even be built, the write goes on
-    and after_request tries again."""
+def add_to_transaction(response: Response, pending: list[dict]) -> bool:
+    """A successful write carries its events and its audit row in its own transaction: one commit for all
+    (on PostgreSQL one statement for the events and the row). Every value fits its column, so the row cannot
+    make the write fail; if it cannot even be built, the write and its events go on and after_request tries
+    again."""
     try:
         g.audit_facts = facts(response)  # after_request logs the same facts, not built twice
         row = {**g.audit_facts, "request_body": stored_body()}
     except Exception:
         log.exception("could not build the audit row")
+        events.write(pending)
         return False
-    db.session.execute(AUDIT_INSERT.statement(db.engine.dialect.name), row)  # no unit-of-work bookkeeping
+    dialect = db.engine.dialect.name
+    if pending and dialect == "postgresql":
+        db.session.execute(AUDIT_WITH_EVENTS.statement(dialect), {**row, **events.parameters(pending)})
+    else:
+        events.write(pending)
+        db.session.execute(AUDIT_INSERT.statement(dialect), row)  # no unit-of-work bookkeeping
     return True
 
 
 def commit(response: Response) -> Response:
     """Commit the request's transaction, with its events and audit row, once its response is built: nothing
     after the commit touches the database, so a client is never told "error" about a write that was made."""
-    events.write_pending()
-    audited = add_to_transaction(response)
+    audited = add_to_transaction(response, events.take_pending())
     durable_commit()
     g.audited = audited
     return response

@@ -16,15 +16,35 @@ commit order and `txid` is 0.
 from datetime import timedelta
 
 from flask import g
-from sqlalchemy import delete, func, insert, literal, literal_column, or_, select, tuple_
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Integer,
+    String,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    tuple_,
+)
 
 from models import Event, db, new_id, utcnow
+from scim.reads import Prepared
 
 TYPES = ("user.created", "user.updated", "user.deactivated", "user.reactivated", "user.deleted",
          "group.created", "group.updated", "group.deleted", "group.member_added", "group.member_removed")
 # What an update's `attributes` never names: what every write changes, or what has events of its own.
 NOT_COMPARED = {"id", "meta", "schemas", "groups", "members", "active"}
 TXID = {"postgresql": literal_column("pg_current_xact_id()::text::bigint")}
+EVENTS = Event.__table__
+NOTED = ("type", "resource_type", "resource_id", "attributes", "data")  # what a view notes of an event
 SETTLED = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")  # older ones have all ended
 
 
@@ -33,12 +53,10 @@ def begin() -> None:
     g.events, g.memberships = [], {}
 
 
-def note(kind: str, resource_type: str, resource_id: str, data: dict, attributes: list[str] | None = None,
-         tenant: int | None = None) -> None:
-    g.setdefault("events", []).append({
-        "event_id": new_id(), "tenant_id": g.tenant_id if tenant is None else tenant, "type": kind,
-        "occurred": utcnow(), "resource_type": resource_type, "resource_id": resource_id,
-        "attributes": attributes, "data": data})
+def note(kind: str, resource_type: str, resource_id: str, data: dict, attributes: list[str] | None = None) -> None:
+    """An event of this request's tenant, written when the request commits (scim.audit.commit)."""
+    g.setdefault("events", []).append({"type": kind, "resource_type": resource_type, "resource_id": resource_id,
+                                       "attributes": attributes, "data": data})
 
 
 def changed(before: dict, after: dict) -> list[str]:
@@ -95,13 +113,52 @@ def group_deleted(resource: dict) -> None:
     note("group.deleted", "Group", resource["id"], resource)
 
 
-def write_pending() -> int:
-    """Within the request's transaction: INSERT what is pending, in one statement."""
+def take_pending() -> list[dict]:
     rows, g.events = g.get("events") or [], []
-    if rows:
-        dialect = db.session.get_bind().dialect.name
-        db.session.execute(insert(Event).values(txid=TXID.get(dialect, literal(0))), rows)
-    return len(rows)
+    return rows
+
+
+def _from_json(_dialect: str):
+    """PostgreSQL: INSERT of the events in the JSON array parameter `events`, in their order, as one statement
+    whatever their number (a 1,000-member PATCH's too); the database numbers them and draws their ids."""
+    sent = func.json_array_elements(bindparam("events", type_=JSON)).table_valued(
+        "value", with_ordinality="position").render_derived(name="sent")
+    value = sent.c.value
+
+    def text_of(key):
+        return value.op("->>")(literal(key))
+
+    def json_of(key):  # SQL NULL for a JSON null, as the ORM writes None
+        return case((text_of(key).is_(None), null()), else_=value.op("->")(literal(key)))
+    return insert(EVENTS).from_select(
+        ["event_id", "tenant_id", "txid", "occurred", *NOTED],
+        select(cast(func.gen_random_uuid(), String), bindparam("events_tenant", type_=Integer), TXID["postgresql"],
+               bindparam("events_at", type_=DateTime(timezone=True)), text_of("type"), text_of("resource_type"),
+               text_of("resource_id"), json_of("attributes"), json_of("data"))
+        .select_from(sent).order_by(sent.c.position))
+
+
+FROM_JSON = Prepared(_from_json)
+ROWS = Prepared(lambda _dialect: insert(EVENTS))  # SQLite: one row each, executemany
+
+
+def parameters(rows: list[dict]) -> dict:
+    """FROM_JSON's parameters for a request's events (scim.audit runs it with the audit row)."""
+    return {"events": rows, "events_tenant": g.tenant_id, "events_at": utcnow()}
+
+
+def write(rows: list[dict]) -> None:
+    """Within the request's transaction: the events, on their own (SQLite, or an audit row that cannot carry
+    them)."""
+    if not rows:
+        return
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        db.session.execute(FROM_JSON.statement(dialect), parameters(rows))
+        return
+    now, tenant = utcnow(), g.tenant_id
+    db.session.execute(ROWS.statement(dialect), [
+        {**row, "event_id": new_id(), "tenant_id": tenant, "txid": 0, "occurred": now} for row in rows])
 
 
 def type_filter(patterns: list[str]):
