@@ -246,16 +246,21 @@ class Bench:
         return Server(stack, "floor", "baseline:app", {"DATABASE_URL": self.env["DATABASE_URL"]}, how,
                       self.workdir, self.postmaster, self.floor_tokens, extra=("--pythonpath", BENCH))
 
-    def lookups(self, how: servers.Serving, users: range) -> dict:
-        """Lookups while the database holds only the first users, on a service started for them."""
-        rows = []
+    def lookups(self, how: servers.Serving, users: range) -> tuple[dict, dict]:
+        """Lookups while the database holds only the first users, on a service and a floor started for them:
+        the floor's own change from these to the lookups at every user tells how much of the service's is
+        the machine's (the two are measured minutes apart)."""
+        rows, floor_rows = [], []
         names, tenants = [seed.user_name(i) for i in users], [self.plan.tenant_of(i) for i in users]
+        name = f"lookup_at_{len(names)}"
         with contextlib.ExitStack() as stack:
-            service = self.service(stack, how)
+            service, floor = self.service(stack, how), self.floor(stack, how)
             print_header()
-            service.keep(rows)(run_concurrent(f"lookup_at_{len(names)}", service.base, self.tokens,
-                                              lookup(names, tenants), *self.budget, meter=service.meter))
-        return rows[0]
+            service.keep(rows)(run_concurrent(name, service.base, self.tokens, lookup(names, tenants),
+                                              *self.budget, meter=service.meter))
+            floor.keep(floor_rows)(run_concurrent(name, floor.base, self.floor_tokens, lookup(names, tenants),
+                                                  *self.budget, meter=floor.meter))
+        return rows[0], floor_rows[0]
 
     def measure(self, how: servers.Serving, data: Dataset, groups: dict, check: bool) -> dict:
         """Every scenario with this worker class: each shared one on the service and at once on the floor,
@@ -321,7 +326,8 @@ def measure(args, plan: seed.GroupPlan, url: str, workdir: str, run: dict) -> No
     for number, name in enumerate(args.worker_classes):
         print(f"\n=== worker class {name}", flush=True)
         found = run["worker_classes"][name] = bench.measure(serving(args, name), data, groups, check=number == 0)
-        found["service"].insert(0, at_small[name])
+        found["service"].insert(0, at_small[name][0])
+        found["floor"].insert(0, at_small[name][1])
         found["created_users_deleted"] = seed.delete_users_named(NEW_USER_PREFIX)
         seed.vacuum_analyze()
         found["ratios"] = report.ratios(found["service"], found["floor"])
