@@ -1,4 +1,5 @@
 # make run   - create .venv, install the server's requirements, apply migrations, serve http://127.0.0.1:5000/scim/v2
+#              with a webhook delivery worker beside it (python manage.py events deliver)
 # make test  - the whole suite, on SQLite, then on a throwaway PostgreSQL that the tests start themselves, then
 #              through a throwaway PgBouncer in transaction pooling mode in front of it
 # make lint  - ruff over the whole tree (settings in pyproject.toml)
@@ -23,7 +24,7 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 
 run: $(VENV)/.installed
 	$(PY) manage.py db upgrade
-	$(PY) app.py
+	$(PY) manage.py events deliver & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT; $(PY) app.py
 
 test: test-sqlite test-postgresql test-pgbouncer
 

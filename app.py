@@ -66,7 +66,7 @@ def create_app(settings: dict | None = None) -> Flask:
     with app.app_context():
         dbsession.set_per_transaction(db.engine, app.config)
 
-    from commands import audit_cli, events_cli, tenants_cli, tokens_cli
+    from commands import audit_cli, events_cli, tenants_cli, tokens_cli, webhooks_cli
     from health import health
     from scim import register
     from scim.feed import feed
@@ -84,6 +84,7 @@ def create_app(settings: dict | None = None) -> Flask:
     app.cli.add_command(tokens_cli)
     app.cli.add_command(audit_cli)
     app.cli.add_command(events_cli)
+    app.cli.add_command(webhooks_cli)
     if not app.config["SCIM_BEARER_TOKEN"]:
         app.logger.info("SCIM_BEARER_TOKEN is not set: only tokens from `manage.py tokens create` are accepted")
     return app

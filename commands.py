@@ -249,3 +249,98 @@ def events_prune(days):
     from scim.events import prune as prune_events
     removed = prune_events(days if days is not None else current_app.config["SCIM_EVENT_RETENTION_DAYS"])
     click.echo(f"{removed} events deleted")
+
+
+@events_cli.command("deliver")
+@click.option("--once", is_flag=True, help="Stop once nothing is due, instead of waiting for new events.")
+def events_deliver(once):
+    """Run a delivery worker: POST each webhook's events to it (Ctrl-C or SIGTERM stops it)."""
+    from flask import current_app
+
+    from scim.delivery import run
+    click.echo("delivering webhook events" + (" until nothing is due" if once else "; Ctrl-C stops"))
+    counts = run(current_app._get_current_object(), once=once)
+    click.echo(f"{counts['delivered']} delivered, {counts['failed']} dead-lettered")
+
+
+@events_cli.command("redrive")
+@click.option("--webhook", "webhook_id", type=int, help="Only this webhook's (its id in `webhooks list`).")
+def events_redrive(webhook_id):
+    """Send the dead-lettered deliveries again, with a fresh retry period."""
+    from scim.webhooks import redrive
+    click.echo(f"{redrive(webhook_id)} deliveries pending again")
+
+
+@click.group("webhooks")
+def webhooks_cli():
+    """Add, list, remove webhooks, rotate their secrets, see their deliveries."""
+
+
+@webhooks_cli.command("add")
+@click.argument("url")
+@click.option("--tenant", default=DEFAULT_TENANT, show_default=True, help="The tenant whose events it gets.")
+@click.option("--events", "kinds", help="Only these types or families, such as user.*,group.member_*.")
+def webhooks_add(url, tenant, kinds):
+    """Add a webhook and print its signing secret, once."""
+    from scim.webhooks import Refused, add_webhook
+    tenant_id = tenant_id_of(tenant)
+    try:
+        webhook, secret = add_webhook(tenant_id, url, kinds)
+    except Refused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Webhook {webhook.id} added for tenant {tenant!r}. Its signing secret (shown once, never again):")
+    click.echo(secret)
+
+
+def webhook_of(webhook_id: int):
+    from models import Webhook
+    webhook = db.session.get(Webhook, webhook_id)
+    if webhook is None:
+        raise click.ClickException(f"no webhook {webhook_id}")
+    return webhook
+
+
+@webhooks_cli.command("list")
+def webhooks_list():
+    """Ids, tenants, URLs, event types and delivery counts; never secrets."""
+    from models import Delivery
+    from scim.webhooks import all_webhooks
+    names = tenant_names()
+    counts = dict(((w, s), n) for w, s, n in db.session.execute(
+        select(Delivery.webhook_id, Delivery.state, func.count()).group_by(Delivery.webhook_id, Delivery.state)))
+    rows = [(w.id, names[w.tenant_id], w.url, ",".join(w.events or ["*"]), counts.get((w.id, "pending"), 0),
+             counts.get((w.id, "delivered"), 0), counts.get((w.id, "failed"), 0)) for w in all_webhooks()]
+    table(("ID", "TENANT", "URL", "EVENTS", "PENDING", "DELIVERED", "FAILED"), rows)
+
+
+@webhooks_cli.command("remove")
+@click.argument("webhook_id", type=int)
+def webhooks_remove(webhook_id):
+    """Remove a webhook and its deliveries."""
+    from scim.webhooks import remove_webhook
+    remove_webhook(webhook_of(webhook_id))
+    click.echo(f"Webhook {webhook_id} removed")
+
+
+@webhooks_cli.command("rotate-secret")
+@click.argument("webhook_id", type=int)
+def webhooks_rotate(webhook_id):
+    """A new signing secret, printed once; the old one stops working at once."""
+    from scim.webhooks import rotate_secret
+    click.echo(f"Webhook {webhook_id}'s new signing secret (shown once, never again):")
+    click.echo(rotate_secret(webhook_of(webhook_id)))
+
+
+@webhooks_cli.command("deliveries")
+@click.option("--failed", is_flag=True, help="Only the dead letters.")
+@click.option("--limit", default=50, show_default=True, help="The most recent N.")
+def webhooks_deliveries(failed, limit):
+    """The latest deliveries: event, state, attempts, the receiver's last answer."""
+    from models import Delivery, Event
+    query = select(Delivery, Event.event_id, Event.type).join(Event, Event.id == Delivery.event_id)
+    if failed:
+        query = query.where(Delivery.state == "failed")
+    found = list(db.session.execute(query.order_by(Delivery.id.desc()).limit(limit)))
+    rows = [(d.id, d.webhook_id, event_id, kind, d.state, d.attempts, when(d.delivered or d.next_attempt),
+             d.last_status or "-", d.last_error or "-") for d, event_id, kind in reversed(found)]
+    table(("ID", "WEBHOOK", "EVENT", "TYPE", "STATE", "ATTEMPTS", "AT", "STATUS", "ERROR"), rows)

@@ -117,6 +117,18 @@ class Settings(FromEnvironment):
         "SCIM_AUDIT_PRUNE_ONE_IN", 1000, "About one request in this many prunes the audit trail; 0: never")
     event_retention_days: int = setting(
         "SCIM_EVENT_RETENTION_DAYS", 30, "Days of events the feed keeps (each tenant's newest always); 0: forever")
+    webhook_allowed_hosts: tuple[str, ...] = setting(
+        "SCIM_WEBHOOK_ALLOWED_HOSTS", (),
+        "Hosts, *.domains, addresses or networks webhooks may call; empty: any public address")
+    webhook_timeout: float = setting("SCIM_WEBHOOK_TIMEOUT", 10.0, "Seconds a webhook receiver has to answer")
+    webhook_retry_seconds: int = setting(
+        "SCIM_WEBHOOK_RETRY_SECONDS", 86400, "How long a failing delivery is retried before it is dead-lettered")
+    webhook_backoff_seconds: float = setting(
+        "SCIM_WEBHOOK_BACKOFF_SECONDS", 5.0, "The first retry's delay; it doubles with each attempt")
+    webhook_backoff_max_seconds: float = setting(
+        "SCIM_WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0, "The longest delay between two attempts")
+    webhook_poll_seconds: float = setting(
+        "SCIM_WEBHOOK_POLL_SECONDS", 1.0, "How often a delivery worker looks for work when nothing wakes it")
     audit_flush_seconds: float = setting(
         "SCIM_AUDIT_FLUSH_SECONDS", 0.2, "Most seconds a hot-path read's audit row waits to be written; 0: none")
     access_log: bool = setting("SCIM_ACCESS_LOG", True, "One JSON line per SCIM request on stdout")

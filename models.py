@@ -294,6 +294,47 @@ class Event(db.Model):
     __table_args__ = (Index("ix_events_tenant_id_txid_id", "tenant_id", "txid", "id"),)
 
 
+class Webhook(db.Model):
+    """A destination the delivery worker POSTs a tenant's events to (scim/webhooks.py). Its signing secret is
+    not stored: it is derived from `salt` and SCIM_TOKEN_PEPPER, which stays out of the database."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = tenant_column()
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list | None] = mapped_column(JSON)  # the types or families it takes; None: every event
+    salt: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The feed position up to which its deliveries exist: (txid, id) of the last event considered.
+    after_txid: Mapped[int] = mapped_column(BigInteger, default=0)
+    after_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Delivery(db.Model):
+    """One event for one webhook: pending until delivered, or failed (the dead letter) once its retry period
+    has passed. A worker holds it by a lease (`leased_until`), never by a transaction left open."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[int] = mapped_column(Integer, ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("events.id", ondelete="CASCADE"))
+    resource_id: Mapped[str] = mapped_column(String(64))  # a resource's events are delivered in order
+    state: Mapped[str] = mapped_column(String(10), default="pending")  # pending | delivered | failed
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    leased_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_status: Mapped[int | None] = mapped_column(Integer)  # the receiver's HTTP status; None: no answer
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    delivered: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_deliveries_state_next_attempt", "state", "next_attempt"),
+                      Index("ix_deliveries_webhook_id_resource_id_id", "webhook_id", "resource_id", "id"),
+                      Index("ix_deliveries_event_id", "event_id"))
+
+
 class AuditEntry(db.Model):
     """One row per SCIM request, refused ones included. Request bodies are stored with secrets redacted."""
 

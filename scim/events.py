@@ -37,6 +37,7 @@ from sqlalchemy import (
 
 from models import Event, db, new_id, utcnow
 from scim.reads import Prepared
+from scim.serialize import timestamp
 
 TYPES = ("user.created", "user.updated", "user.deactivated", "user.reactivated", "user.deleted",
          "group.created", "group.updated", "group.deleted", "group.member_added", "group.member_removed")
@@ -162,8 +163,8 @@ def write(rows: list[dict]) -> None:
 
 
 def type_filter(patterns: list[str]):
-    """`user.created` or `group.*`; None for every type."""
-    terms = [Event.type.startswith(p[:-1], autoescape=True) if p.endswith(".*") else Event.type == p
+    """`user.created`, or `group.*` (any pattern ending in `*`: the types it begins); None for every type."""
+    terms = [Event.type.startswith(p[:-1], autoescape=True) if p.endswith("*") else Event.type == p
              for p in patterns]
     return or_(*terms) if terms else None
 
@@ -185,6 +186,16 @@ def page(tenant: int, after: tuple[int, int] | None, limit: int, patterns: list[
     if kinds is not None:
         query = query.where(kinds)
     return list(db.session.scalars(query.order_by(Event.txid, Event.id).limit(limit)))
+
+
+def as_json(event: Event, tenant_name: str) -> dict:
+    """An event as the feed and the webhooks send it."""
+    body = {"id": event.event_id, "type": event.type, "tenant": tenant_name, "time": timestamp(event.occurred),
+            "resource": {"type": event.resource_type, "id": event.resource_id}}
+    if event.attributes is not None:
+        body["attributes"] = event.attributes
+    body["data"] = event.data
+    return body
 
 
 def prune(days: int) -> int:

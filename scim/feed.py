@@ -17,7 +17,6 @@ from models import Tenant, db
 from scim import events
 from scim.auth import CHALLENGE, Identity, identify
 from scim.errors import invalid_value, unauthorized
-from scim.serialize import timestamp
 
 feed = Blueprint("events", __name__, url_prefix="/api")
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
@@ -41,15 +40,6 @@ def patterns(text: str | None) -> list[str]:
     return found
 
 
-def as_json(event, tenant_name: str) -> dict:
-    body = {"id": event.event_id, "type": event.type, "tenant": tenant_name, "time": timestamp(event.occurred),
-            "resource": {"type": event.resource_type, "id": event.resource_id}}
-    if event.attributes is not None:
-        body["attributes"] = event.attributes
-    body["data"] = event.data
-    return body
-
-
 @feed.get("/events")
 def list_events():
     who = identify(request.headers.get("Authorization"), scope="events")
@@ -66,7 +56,7 @@ def list_events():
     found = events.page(who.tenant_id, position, limit, kinds)
     name = db.session.scalar(select(Tenant.name).where(Tenant.id == who.tenant_id))
     db.session.rollback()  # a read: nothing to keep
-    body = {"data": [as_json(event, name) for event in found], "next": found[-1].event_id if found else after}
+    body = {"data": [events.as_json(event, name) for event in found], "next": found[-1].event_id if found else after}
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -12,11 +12,24 @@ from json import dumps
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, delete, event, make_url, text
+from sqlalchemy import create_engine, delete, event, make_url, select, text
 
 from app import create_app
 from config import Settings
-from models import DEFAULT_TENANT_ID, AuditEntry, Event, Group, Link, Tenant, Token, User, UserEmail, db
+from models import (
+    DEFAULT_TENANT_ID,
+    AuditEntry,
+    Delivery,
+    Event,
+    Group,
+    Link,
+    Tenant,
+    Token,
+    User,
+    UserEmail,
+    Webhook,
+    db,
+)
 from tests.pg import throwaway_pgbouncer, throwaway_postgres
 
 TOKEN = "test-token-7d1f0c9e-4b2a"
@@ -85,7 +98,7 @@ def app(migrated):
                       "SCIM_AUDIT_FLUSH_SECONDS": 0,
                       **DATABASE_SETTINGS})
     with app.app_context():
-        for model in (Event, Link, UserEmail, User, Group, Token, AuditEntry):
+        for model in (Delivery, Webhook, Event, Link, UserEmail, User, Group, Token, AuditEntry):
             db.session.execute(delete(model))
         db.session.execute(delete(Tenant).where(Tenant.id != DEFAULT_TENANT_ID))  # the default always exists
         db.session.commit()
@@ -227,3 +240,60 @@ def count_statements(app):
         finally:
             event.remove(db.engine, "before_cursor_execute", on_execute)
     return counting
+
+
+@pytest.fixture
+def events_match_the_directory(app):
+    """After the test: each tenant's events, delivered to a webhook receiver on 127.0.0.1 by the delivery
+    worker, are signed, are the tenant's feed, and replayed in order give the directory as it now is: every
+    user's and group's last event holds what the database holds, the deleted ones end with a `.deleted`,
+    and the member events add up to the link table."""
+    yield
+    from scim import delivery
+    from scim.events import as_json
+    from scim.webhooks import add_webhook
+    from tests.receiver import Receiver, assert_sent_as_in_the_feed
+
+    db.session.rollback()
+    app.config.update(SCIM_WEBHOOK_ALLOWED_HOSTS=("127.0.0.1",), SCIM_WEBHOOK_POLL_SECONDS=0.05)
+    for tenant in db.session.scalars(select(Tenant)).all():
+        with Receiver() as receiver:
+            webhook, secret = add_webhook(tenant.id, receiver.url)
+            webhook.after_txid = webhook.after_id = 0  # every event the tenant has, not only new ones
+            db.session.commit()
+            delivery.run(app, once=True)
+            sent = receiver.verified(secret)
+        feed = [as_json(e, tenant.name) for e in db.session.scalars(
+            select(Event).where(Event.tenant_id == tenant.id).order_by(Event.txid, Event.id))]
+        assert_sent_as_in_the_feed(sent, feed)
+        check_replay(tenant.id, feed)
+
+
+def check_replay(tenant_id: int, feed: list[dict]) -> None:
+    resources, members = {}, set()
+    for change in feed:
+        kind, resource_id = change["type"], change["resource"]["id"]
+        if kind.endswith(".deleted"):
+            resources[resource_id] = None
+            members = {pair for pair in members if resource_id not in pair}
+        elif kind == "group.member_added":
+            members.add((resource_id, change["data"]["member"]["value"]))
+        elif kind == "group.member_removed":
+            members.discard((resource_id, change["data"]["member"]["value"]))
+        else:
+            resources[resource_id] = change["data"]
+    users = {u.id: u for u in db.session.scalars(select(User).where(User.tenant_id == tenant_id))}
+    groups = {g.id: g for g in db.session.scalars(select(Group).where(Group.tenant_id == tenant_id))}
+    assert {rid for rid, data in resources.items() if data is not None} == set(users) | set(groups)
+    from scim.serialize import group_to_scim, user_to_scim
+
+    def compared(resource):  # a user's groups and a group's version change with memberships, which have
+        return {k: v for k, v in resource.items() if k not in ("groups", "meta")}  # events of their own
+    for found in [*users.values(), *groups.values()]:
+        data = resources[found.id]
+        base = data["meta"]["location"].rsplit("/", 2)[0] + "/"  # what the change's request was sent to
+        now = user_to_scim(found, [], base) if found.id in users else group_to_scim(found, None, base)
+        assert compared(data) == compared(now)
+    links = set(db.session.execute(select(Link.group_id, Link.user_id).join(Group, Group.id == Link.group_id)
+                                   .where(Group.tenant_id == tenant_id)).all())
+    assert members == links

@@ -24,6 +24,8 @@ from models import Group, Link, User, UserEmail, db
 
 # Each replay runs on the default tenant and again on a second one (tests/conftest.py).
 ON_EVERY_TENANT = True
+# Every change a test makes arrives at a webhook as the right events, signed (docs/events.md).
+pytestmark = pytest.mark.usefixtures("events_match_the_directory")
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"

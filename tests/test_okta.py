@@ -20,6 +20,8 @@ from models import Group, Link, User, db
 
 # Each replay runs on the default tenant and again on a second one (tests/conftest.py).
 ON_EVERY_TENANT = True
+# Every change a test makes arrives at a webhook as the right events, signed (docs/events.md).
+pytestmark = pytest.mark.usefixtures("events_match_the_directory")
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
