@@ -40,7 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased
 from standardwebhooks.webhooks import Webhook as Signer
 
-from models import Delivery, Event, Tenant, Webhook, db, utcnow
+from models import Delivery, Event, Tenant, Webhook, begin_write, db, utcnow
 from scim import events
 from scim.tokens import aware
 from scim.webhooks import Refused, check_destination, secret_of, wants
@@ -61,6 +61,7 @@ def make_deliveries() -> int:
     made = 0
     for webhook_id in list(db.session.scalars(select(Webhook.id).order_by(Webhook.id))):
         db.session.rollback()
+        begin_write()  # SQLite: this transaction reads, then writes
         webhook = db.session.scalar(select(Webhook).where(Webhook.id == webhook_id)
                                     .with_for_update(skip_locked=True))
         if webhook is not None:

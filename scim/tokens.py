@@ -103,7 +103,10 @@ def use_is_due(credential: Credential) -> bool:
 def mark_used(hashed: str, credential: Credential) -> None:
     if use_is_due(credential):
         now = utcnow()
-        # Committed on its own, before the view runs: a read-only request commits nothing else.
+        # Committed on its own, before the view runs: a read-only request commits nothing else. On SQLite the
+        # token's read ends first: a read transaction that turns into a write one fails at once ("database is
+        # locked", no wait) whenever another process wrote in between.
+        begin_write()
         db.session.execute(update(Token).where(Token.id == credential.id).values(last_used=now))
         db.session.commit()
         cache().used(hashed, credential, now)

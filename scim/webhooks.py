@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import select
 
-from models import Delivery, Event, Webhook, db, durable_commit, utcnow
+from models import Delivery, Event, Webhook, begin_write, db, durable_commit, utcnow
 from scim.events import TYPES
 
 SECRET_PREFIX = "whsec_"
@@ -102,6 +102,7 @@ def add_webhook(tenant_id: int, url: str, events: str | None = None) -> tuple[We
     patterns = patterns_of(events)
     if len(url) > 2048:
         raise Refused("a webhook URL has at most 2048 characters")
+    begin_write()
     newest = db.session.execute(select(Event.txid, Event.id).where(Event.tenant_id == tenant_id)
                                 .order_by(Event.txid.desc(), Event.id.desc()).limit(1)).first()
     webhook = Webhook(tenant_id=tenant_id, url=url, events=patterns, salt=secrets.token_hex(32),
@@ -112,6 +113,7 @@ def add_webhook(tenant_id: int, url: str, events: str | None = None) -> tuple[We
 
 
 def rotate_secret(webhook: Webhook) -> str:
+    begin_write()
     webhook.salt = secrets.token_hex(32)
     durable_commit()
     return secret_of(webhook)
@@ -119,6 +121,7 @@ def rotate_secret(webhook: Webhook) -> str:
 
 def remove_webhook(webhook: Webhook) -> None:
     """The webhook and its deliveries (ON DELETE CASCADE)."""
+    begin_write()
     db.session.delete(webhook)
     durable_commit()
 
@@ -129,6 +132,7 @@ def all_webhooks() -> list[Webhook]:
 
 def redrive(webhook_id: int | None = None) -> int:
     """The dead letters (of one webhook, or all) pending again, from now, with a fresh retry period."""
+    begin_write()
     query = select(Delivery).where(Delivery.state == "failed")
     if webhook_id is not None:
         query = query.where(Delivery.webhook_id == webhook_id)

@@ -5,7 +5,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 import scim.tokens
 from models import Token, db, utcnow
@@ -124,6 +124,24 @@ def test_last_used_is_recorded(app, client):
     get_users(client, f"Bearer {secret}")
     db.session.expire_all()
     assert db.session.scalar(select(Token.last_used).where(Token.name == "used")) is not None
+
+
+def test_a_first_use_recorded_after_another_process_wrote_does_not_fail(app):
+    """The token is read, another connection commits a write, then the use is recorded: on SQLite a read
+    transaction that turns into a write one would fail at once ("database is locked", no wait), so the use is
+    written in a transaction of its own."""
+    secret = new_token(app, "raced")
+    scim.tokens.cache().clear()
+    hashed, credential = scim.tokens.find(secret, read=True)
+    other = db.engine.connect()
+    try:
+        other.execute(update(Token).where(Token.name == "raced").values(name="renamed"))
+        other.commit()
+    finally:
+        other.close()
+    scim.tokens.mark_used(hashed, credential)
+    db.session.expire_all()
+    assert db.session.scalar(select(Token.last_used).where(Token.id == credential.id)) is not None
 
 
 def test_bootstrap_token_works_alongside_the_store(app, client):
