@@ -43,6 +43,9 @@ def check_settings(config) -> None:
     if token and len(token) < MIN_BOOTSTRAP_TOKEN_LENGTH:
         raise RuntimeError(f"SCIM_BEARER_TOKEN must be at least {MIN_BOOTSTRAP_TOKEN_LENGTH} characters long; "
                            "python -c 'import secrets; print(secrets.token_urlsafe(32))' makes a good one")
+    scrape = config["SCIM_METRICS_TOKEN"]
+    if scrape and len(scrape) < MIN_BOOTSTRAP_TOKEN_LENGTH:
+        raise RuntimeError(f"SCIM_METRICS_TOKEN must be at least {MIN_BOOTSTRAP_TOKEN_LENGTH} characters long")
 
 
 def create_app(settings: dict | None = None) -> Flask:
@@ -68,6 +71,7 @@ def create_app(settings: dict | None = None) -> Flask:
 
     from commands import audit_cli, events_cli, tenants_cli, tokens_cli, webhooks_cli
     from health import health
+    from metrics import metrics
     from scim import register
     from scim.feed import feed
     from scim.hotpath import HotPath
@@ -80,6 +84,7 @@ def create_app(settings: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
     app.register_blueprint(health)
     app.register_blueprint(feed)
+    app.register_blueprint(metrics)
     app.cli.add_command(tenants_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(audit_cli)

@@ -132,6 +132,8 @@ class Settings(FromEnvironment):
     audit_flush_seconds: float = setting(
         "SCIM_AUDIT_FLUSH_SECONDS", 0.2, "Most seconds a hot-path read's audit row waits to be written; 0: none")
     access_log: bool = setting("SCIM_ACCESS_LOG", True, "One JSON line per SCIM request on stdout")
+    metrics_token: str | None = setting(
+        "SCIM_METRICS_TOKEN", None, "The bearer token a scrape of /metrics sends; not set: no /metrics")
     db_connect_timeout: int = setting(
         "SCIM_DB_CONNECT_TIMEOUT", 5, "Seconds to wait for a connection (SQLite: for a write lock)")
     db_statement_timeout_ms: int = setting(
@@ -173,6 +175,8 @@ class GunicornSettings(FromEnvironment):
     graceful_timeout: int = setting(
         "GUNICORN_GRACEFUL_TIMEOUT", 30, "Seconds workers get to finish their requests on SIGTERM or SIGHUP")
     max_requests: int = setting("GUNICORN_MAX_REQUESTS", 10000, "Requests before a worker is replaced")
+    metrics_dir: str | None = setting(
+        "PROMETHEUS_MULTIPROC_DIR", None, "Where workers keep their metrics; not set: a fresh temporary folder")
 
 
 # The docs' tables, in order: the service's settings (with the development server's), then gunicorn's.

@@ -4,6 +4,9 @@ Each setting can be overridden on the command line (-w, -b, ...) or with GUNICOR
 """
 
 import multiprocessing
+import os
+import shutil
+import tempfile
 
 from config import GunicornSettings
 
@@ -26,3 +29,26 @@ max_requests_jitter = max_requests // 10
 # The app writes one JSON line per request to stdout; gunicorn's own access log would repeat it.
 accesslog = None
 errorlog = "-"
+
+# Metrics (metrics.py): each worker writes its counts to files in one folder, and a scrape adds them up. The
+# folder must be in the environment before a worker imports prometheus_client, and empty when gunicorn starts.
+metrics_dir = settings.metrics_dir or tempfile.mkdtemp(prefix="scim-metrics-")
+made_metrics_dir = not settings.metrics_dir
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+
+
+def on_starting(server):
+    os.makedirs(metrics_dir, exist_ok=True)
+    for name in os.listdir(metrics_dir):
+        if name.endswith(".db"):
+            os.remove(os.path.join(metrics_dir, name))
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if made_metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

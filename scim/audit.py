@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, delete, insert
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from metrics import count_request
 from models import AuditEntry, db, durable_commit, utcnow
 from scim import events
 from scim.reads import Prepared
@@ -242,7 +243,7 @@ def record(response: Response) -> Response:
         audited = g.pop("audited", False)
         row = g.pop("audit_facts", None) if audited else None
         row = row or facts(response)
-        log_line(row)
+        report(row)
         if audited or g.get("database_misconfigured"):
             return response  # carried by the write's transaction, or no database to keep it (errors.py)
         if db.engine.dialect.name == "sqlite":
@@ -263,8 +264,9 @@ def record(response: Response) -> Response:
     return response
 
 
-def log_line(row: dict) -> None:
-    """The request's JSON line on stdout, when SCIM_ACCESS_LOG is on."""
+def report(row: dict) -> None:
+    """The request counted in the metrics, and its JSON line on stdout when SCIM_ACCESS_LOG is on."""
+    count_request(row)
     if current_app.config["SCIM_ACCESS_LOG"]:
         line = {"event": "scim_request", **row, "at": row["at"].isoformat()}
         sys.stdout.write(json.dumps(line) + "\n")

@@ -9,6 +9,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from dbcheck import Problem, diagnose
+from metrics import count_database_error
 from models import db
 from scim.errors import (
     SCIM_MEDIA_TYPE,
@@ -76,6 +77,7 @@ def _from_database(exc: Exception):
     if problem:
         return _from_misconfigured(problem)
     if isinstance(exc, ProgrammingError):  # on PostgreSQL, a statement of ours the database refused: a bug
+        count_database_error("statement")
         return _from_unexpected(exc)
     return _from_unavailable(exc)
 
@@ -84,6 +86,7 @@ def _from_misconfigured(problem: Problem):
     # The database does not exist or its schema is behind the code: only the operator can fix that, so no
     # Retry-After (RFC 9110 §10.2.3) for the IdP to keep retrying on, and no audit row (nowhere to keep it).
     log.error("database configuration error: %s", problem.message)
+    count_database_error("misconfigured")
     g.database_misconfigured = True
     return error_response(unavailable(problem.detail))
 
@@ -92,8 +95,10 @@ def _from_unavailable(exc: Exception):
     # Down, restarting, unreachable past the connect timeout, over the statement timeout, or the pool is
     # exhausted: the client may retry, and the pool renews the connections the database dropped.
     if _caused_by_the_request(exc):
+        count_database_error("limit")
         log.info("request beyond a database limit: %s", exc.orig)
         return error_response(invalid_value("the request is too large or complex for the database"))
+    count_database_error("unavailable")
     log.error("database unavailable: %s", getattr(exc, "orig", exc))
     return error_response(unavailable("the database is unavailable; retry later", retry_after=5))
 

@@ -24,7 +24,7 @@ from werkzeug.wrappers import Request
 
 from models import User, db
 from scim import SECURITY_HEADERS
-from scim.audit import AUDIT_COLUMNS, AUDIT_INSERT, log_line, request_facts
+from scim.audit import AUDIT_COLUMNS, AUDIT_INSERT, report, request_facts
 from scim.auth import Identity, identify
 from scim.batching import AuditBatch
 from scim.errors import ScimError
@@ -197,7 +197,7 @@ class HotPath:
         response.headers.update(SECURITY_HEADERS)
         try:
             row = request_facts(request, response, who.name, started, who.tenant_id)
-            log_line(row)
+            report(row)
             row["request_body"] = None  # a GET's body is never read
             if self.batch is not None:
                 self.batch.add(row)
