@@ -36,6 +36,7 @@ def engine_options(config: dict) -> dict:
 
 # A bootstrap token short enough to guess is refused at start-up (tokens made by `tokens create` have 43).
 MIN_BOOTSTRAP_TOKEN_LENGTH = 20
+MIN_CONSOLE_KEY_LENGTH = 32
 
 
 def check_settings(config) -> None:
@@ -43,6 +44,10 @@ def check_settings(config) -> None:
     if token and len(token) < MIN_BOOTSTRAP_TOKEN_LENGTH:
         raise RuntimeError(f"SCIM_BEARER_TOKEN must be at least {MIN_BOOTSTRAP_TOKEN_LENGTH} characters long; "
                            "python -c 'import secrets; print(secrets.token_urlsafe(32))' makes a good one")
+    if config["SCIM_CONSOLE"] and len(config["SCIM_CONSOLE_SECRET_KEY"] or "") < MIN_CONSOLE_KEY_LENGTH:
+        raise RuntimeError(f"SCIM_CONSOLE is on: set SCIM_CONSOLE_SECRET_KEY to a random value of at least "
+                           f"{MIN_CONSOLE_KEY_LENGTH} characters (python -c 'import secrets; "
+                           "print(secrets.token_urlsafe(32))'), or turn the console off")
     scrape = config["SCIM_METRICS_TOKEN"]
     if scrape and len(scrape) < MIN_BOOTSTRAP_TOKEN_LENGTH:
         raise RuntimeError(f"SCIM_METRICS_TOKEN must be at least {MIN_BOOTSTRAP_TOKEN_LENGTH} characters long")
@@ -70,6 +75,7 @@ def create_app(settings: dict | None = None) -> Flask:
         dbsession.set_per_transaction(db.engine, app.config)
 
     from commands import audit_cli, events_cli, tenants_cli, tokens_cli, webhooks_cli
+    from console.cli import admins_cli
     from health import health
     from metrics import metrics
     from scim import register
@@ -85,11 +91,15 @@ def create_app(settings: dict | None = None) -> Flask:
     app.register_blueprint(health)
     app.register_blueprint(feed)
     app.register_blueprint(metrics)
+    if app.config["SCIM_CONSOLE"]:
+        import console
+        console.register(app)
     app.cli.add_command(tenants_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(audit_cli)
     app.cli.add_command(events_cli)
     app.cli.add_command(webhooks_cli)
+    app.cli.add_command(admins_cli)
     if not app.config["SCIM_BEARER_TOKEN"]:
         app.logger.info("SCIM_BEARER_TOKEN is not set: only tokens from `manage.py tokens create` are accepted")
     return app
@@ -102,6 +112,13 @@ def main() -> None:
         print("SCIM_BEARER_TOKEN was not set; this run accepts the token:")
         print("  " + os.environ["SCIM_BEARER_TOKEN"])
         print("Send it as the header  Authorization: Bearer <token>", flush=True)
+    if not os.environ.get("SCIM_CONSOLE"):
+        # The console on the development server, over plain http, its sessions signed with a key of this run.
+        os.environ["SCIM_CONSOLE"] = "1"
+        os.environ.setdefault("SCIM_CONSOLE_SECURE_COOKIE", "0")
+        os.environ.setdefault("SCIM_CONSOLE_SECRET_KEY", secrets.token_urlsafe(32))
+        print("The admin console is at /admin; make an account with: python manage.py admins create EMAIL",
+              flush=True)
     logging.basicConfig(level=logging.INFO)
     from scim.audit import RedactQueryStrings
     logging.getLogger("werkzeug").addFilter(RedactQueryStrings())  # its request lines carry query strings

@@ -132,6 +132,15 @@ class Settings(FromEnvironment):
     audit_flush_seconds: float = setting(
         "SCIM_AUDIT_FLUSH_SECONDS", 0.2, "Most seconds a hot-path read's audit row waits to be written; 0: none")
     access_log: bool = setting("SCIM_ACCESS_LOG", True, "One JSON line per SCIM request on stdout")
+    console: bool = setting("SCIM_CONSOLE", False, "The admin console at /admin; needs SCIM_CONSOLE_SECRET_KEY")
+    console_secret_key: str | None = setting(
+        "SCIM_CONSOLE_SECRET_KEY", None, "The key console sessions are signed with, at least 32 characters")
+    console_secure_cookie: bool = setting(
+        "SCIM_CONSOLE_SECURE_COOKIE", True, "Console cookies only over HTTPS; off for plain http on 127.0.0.1")
+    console_idle_minutes: int = setting(
+        "SCIM_CONSOLE_IDLE_MINUTES", 30, "Minutes without a request after which a console session ends")
+    console_login_limit: int = setting(
+        "SCIM_CONSOLE_LOGIN_LIMIT", 5, "Failed console logins per account or address in 15 minutes; 0: no limit")
     metrics_token: str | None = setting(
         "SCIM_METRICS_TOKEN", None, "The bearer token a scrape of /metrics sends; not set: no /metrics")
     db_connect_timeout: int = setting(

@@ -354,8 +354,40 @@ class AuditEntry(db.Model):
     operation: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[int] = mapped_column(Integer)
     scim_type: Mapped[str | None] = mapped_column(String(30))
+    detail: Mapped[str | None] = mapped_column(String(500))  # an error answer's detail
     duration_ms: Mapped[float] = mapped_column(Float)
     request_body: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_audit_client_ip_status_at", "client_ip", "status", "at"),
                       Index("ix_audit_tenant_id_at", "tenant_id", "at"))
+
+
+class Admin(db.Model):
+    """A person who may use the console at /admin: never a SCIM or event credential. Only a salted hash of
+    the password is kept."""
+
+    __tablename__ = "admins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # kept in lower case
+    password_hash: Mapped[str] = mapped_column(String(255))
+    tenants: Mapped[list | None] = mapped_column(JSON)  # the ids of the tenants it may see; None: every tenant
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_login: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Moved on by a logout: a session cookie carries the epoch it was made in, and an older one is refused.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AdminLogin(db.Model):
+    """Every attempt to log in to the console: the login throttle counts the failed ones."""
+
+    __tablename__ = "admin_logins"
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    email: Mapped[str] = mapped_column(String(254))
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    ok: Mapped[bool] = mapped_column(Boolean)
+
+    __table_args__ = (Index("ix_admin_logins_email_at", "email", "at"),
+                      Index("ix_admin_logins_client_ip_at", "client_ip", "at"))

@@ -38,7 +38,7 @@ SECRETS_KEY = "scim.secrets"  # request.environ: the secret values this request 
 
 
 AUDIT_COLUMNS = ("at", "tenant_id", "token_name", "client_ip", "user_agent", "method", "path", "resource_type",
-                 "resource_id", "operation", "status", "scim_type", "duration_ms", "request_body")
+                 "resource_id", "operation", "status", "scim_type", "detail", "duration_ms", "request_body")
 # One INSERT for every request's row, built once, whichever path (Flask's or the hot path) answered it.
 AUDIT_INSERT = Prepared(lambda _dialect: insert(AuditEntry.__table__).values(
     {column: bindparam(column) for column in AUDIT_COLUMNS}))
@@ -185,9 +185,10 @@ def request_facts(req, response: Response, token_name: str, started: float, tena
     """The audit row of a werkzeug request (Flask's, or the hot path's) and its response, without its body.
     `tenant_id`: the credential's tenant (None when none was recognised)."""
     kind, resource_id = resource_of(req, response)
-    scim_type = None
+    scim_type = detail = None
     if response.status_code >= 400 and response.is_json:
-        scim_type = (response.get_json(silent=True) or {}).get("scimType")
+        answer = response.get_json(silent=True) or {}
+        scim_type, detail = answer.get("scimType"), answer.get("detail")
     query = redact_query(req.query_string.decode(errors="replace"))
     return {key: value.replace("\x00", "") if isinstance(value, str) else value for key, value in {
         "at": utcnow(),
@@ -202,6 +203,7 @@ def request_facts(req, response: Response, token_name: str, started: float, tena
         "operation": operation_of(req.method, resource_id),
         "status": response.status_code,
         "scim_type": scim_type,
+        "detail": str(detail)[:500] if detail else None,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
     }.items()}  # no NUL: a text column cannot hold one
 

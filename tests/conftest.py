@@ -18,6 +18,8 @@ from app import create_app
 from config import Settings
 from models import (
     DEFAULT_TENANT_ID,
+    Admin,
+    AdminLogin,
     AuditEntry,
     Delivery,
     Event,
@@ -98,7 +100,7 @@ def app(migrated):
                       "SCIM_AUDIT_FLUSH_SECONDS": 0,
                       **DATABASE_SETTINGS})
     with app.app_context():
-        for model in (Delivery, Webhook, Event, Link, UserEmail, User, Group, Token, AuditEntry):
+        for model in (Delivery, Webhook, Event, Link, UserEmail, User, Group, Token, AuditEntry, Admin, AdminLogin):
             db.session.execute(delete(model))
         db.session.execute(delete(Tenant).where(Tenant.id != DEFAULT_TENANT_ID))  # the default always exists
         db.session.commit()

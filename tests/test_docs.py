@@ -1,6 +1,6 @@
 """The docs' commands, run verbatim against a real server, so the docs cannot go stale.
 
-For each page (the README's "try it", docs/walkthrough.md, docs/tokens.md, docs/operations.md,
+For each page (the README's "try it", docs/walkthrough.md, docs/tokens.md, docs/operations.md, docs/console.md,
 docs/tenants.md and docs/events.md; the other pages hold only blocks for a person's terminal), the fenced
 blocks are taken in order:
 
@@ -41,7 +41,7 @@ from tests.pg import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGES = ["README.md", "docs/walkthrough.md", "docs/tokens.md", "docs/operations.md", "docs/tenants.md",
-         "docs/events.md"]
+         "docs/console.md", "docs/events.md"]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.M | re.S)
 SETUP = re.compile(r"^export (BASE|SCIM|TOKEN)=")
 START = re.compile(r"^((?:[A-Z_]+=\S+\s+)*)make run$")
