@@ -1,6 +1,7 @@
 """The console's accounts (`manage.py admins ...`): a password kept as a salted scrypt hash, the tenants an
 admin may see, and the login throttle. No Flask request here: plain arguments in."""
 
+import functools
 from datetime import timedelta
 
 from sqlalchemy import func, or_, select
@@ -10,8 +11,12 @@ from models import Admin, AdminLogin, Tenant, begin_write, db, durable_commit, u
 
 MIN_PASSWORD_LENGTH = 12
 THROTTLE_WINDOW = timedelta(minutes=15)
-# A hash to check a password against when the email names no admin: the answer takes as long either way.
-UNKNOWN = generate_password_hash("no admin has this password")
+
+
+@functools.cache
+def unknown_hash() -> str:
+    """A hash to check a password against when the email names no admin: the answer takes as long either way."""
+    return generate_password_hash("no admin has this password")
 
 
 class AccountError(ValueError):
@@ -73,7 +78,7 @@ def log_in(email: str, password: str, client_ip: str | None) -> Admin | None:
     """The admin these credentials are, or None; either way the attempt is recorded."""
     begin_write()
     admin = db.session.scalar(select(Admin).where(Admin.email == normal(email)))
-    ok = check_password_hash(admin.password_hash if admin else UNKNOWN, password) and admin is not None
+    ok = check_password_hash(admin.password_hash if admin else unknown_hash(), password) and admin is not None
     db.session.add(AdminLogin(email=normal(email)[:254], client_ip=client_ip, ok=ok))
     if ok:
         admin.last_login = utcnow()

@@ -51,7 +51,7 @@ def overview():
 def requests_log():
     chosen = RequestFilter(tenant_id=request.args.get("tenant", type=int), status=request.args.get("status", ""),
                            method=request.args.get("method", "")[:10],
-                           resource_id=request.args.get("resource", "").strip()[:64])
+                           resource_id=request.args.get("resource", "").strip()[:255])
     since = SINCE.get(request.args.get("since", ""))
     chosen.since = utcnow() - since if since else None
     rows = find_requests(tenant_ids(), g.admin.tenants is None, chosen, request.args.get("before", type=int))

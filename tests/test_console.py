@@ -157,6 +157,15 @@ def test_the_request_log_filters_by_status(console_app):
     assert "<td>200</td>" in client.get("/admin/requests").get_data(as_text=True)
 
 
+def test_the_request_log_finds_a_users_requests_by_its_username(console_app):
+    api = Api(console_app.test_client())
+    user = api.post("/Users", json=user_body("logged@example.com")).get_json()
+    api.get(f"/Users/{user['id']}")
+    api.get("/Users/someone-else")
+    page = logged_in(console_app).get("/admin/requests?resource=Logged@Example.com").get_data(as_text=True)
+    assert page.count("/admin/requests/") == 2 and "someone-else" not in page
+
+
 def test_a_token_made_in_the_console_is_shown_once_works_and_can_be_revoked(console_app):
     client = logged_in(console_app)
     page = client.post("/admin/tokens", data={"name": "okta-acme", "tenant": "1", "scope": "scim",

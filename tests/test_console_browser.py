@@ -80,6 +80,7 @@ def test_an_operator_finds_what_the_idp_did_manages_a_token_and_logs_out(server,
     page.click("nav >> text=Users")
     page.fill("input[name=q]", "browser.user")
     page.click("form.filters button")
+    screenshot(page, "users")
     page.click("text=browser.user@example.com")
     assert page.url == f"{base}/admin/users/{created['id']}"
     text = page.inner_text("main")
@@ -90,6 +91,7 @@ def test_an_operator_finds_what_the_idp_did_manages_a_token_and_logs_out(server,
     page.click("nav >> text=Requests")
     page.select_option("select[name=status]", "failed")
     page.click("form.filters button")
+    screenshot(page, "requests")
     page.click("tr.failed >> nth=0 >> a")
     text = page.inner_text("main")
     assert "409" in text and "uniqueness" in text and "already exists" in text
