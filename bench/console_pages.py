@@ -4,10 +4,10 @@
 
 A throwaway PostgreSQL (as for `make bench`), seeded with bench/seed.py's users, groups (two of 10,000
 members) and tenants, and R audit rows spread over the last 30 days in the order of their ids, as requests
-are written (one in 20 a 404, one in 50 a 409), by one INSERT ... SELECT. The service runs under gunicorn with the console on (2 sync workers); one
-client logs in and asks each page K times after one untimed request, one at a time on loopback, so the time
-measured is the server's time plus a loopback round trip. Prints p50 and p95 in milliseconds per page against
-the 300 ms target, and writes bench/results/console.json.
+are written (one in 20 a 404, one in 50 a 409), by one INSERT ... SELECT. The service runs under gunicorn
+with the console on (2 sync workers); one client logs in and asks each page K times after one untimed
+request, one at a time on loopback, so the time measured is the server's time plus a loopback round trip.
+Prints p50 and p95 in milliseconds per page against the 300 ms target, and writes bench/results/console.json.
 """
 
 import argparse

@@ -4,7 +4,7 @@ admin may see, and the login throttle. No Flask request here: plain arguments in
 import functools
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from models import Admin, AdminLogin, Tenant, begin_write, db, durable_commit, utcnow
@@ -74,11 +74,14 @@ def throttled(email: str, client_ip: str | None, limit: int) -> bool:
     return failures >= limit
 
 
-def log_in(email: str, password: str, client_ip: str | None) -> Admin | None:
-    """The admin these credentials are, or None; either way the attempt is recorded."""
+def log_in(email: str, password: str, client_ip: str | None, keep_days: int) -> Admin | None:
+    """The admin these credentials are, or None; either way the attempt is recorded, and attempts older than
+    `keep_days` (the audit trail's retention; 0: forever) are deleted."""
     begin_write()
     admin = db.session.scalar(select(Admin).where(Admin.email == normal(email)))
     ok = check_password_hash(admin.password_hash if admin else unknown_hash(), password) and admin is not None
+    if keep_days > 0:
+        db.session.execute(delete(AdminLogin).where(AdminLogin.at < utcnow() - timedelta(days=keep_days)))
     db.session.add(AdminLogin(email=normal(email)[:254], client_ip=client_ip, ok=ok))
     if ok:
         admin.last_login = utcnow()

@@ -26,7 +26,7 @@ def login():
         return render_template("console/login.html", email=email, next=request.form.get("next"),
                                error="Too many failed logins for this account or from this address: "
                                      "wait 15 minutes and try again."), 429
-    admin = log_in(email, password, request.remote_addr)
+    admin = log_in(email, password, request.remote_addr, current_app.config["SCIM_AUDIT_RETENTION_DAYS"])
     if admin is None:
         return render_template("console/login.html", email=email, next=request.form.get("next"),
                                error="Wrong email or password."), 401

@@ -90,6 +90,17 @@ def test_a_wrong_password_is_refused_recorded_and_then_throttled(console_app):
     assert failures == [False] * 5
 
 
+def test_login_attempts_older_than_the_audit_retention_are_deleted(console_app):
+    from datetime import timedelta
+
+    from models import utcnow
+    db.session.add(AdminLogin(email="old@example.com", client_ip="192.0.2.1", ok=False,
+                              at=utcnow() - timedelta(days=console_app.config["SCIM_AUDIT_RETENTION_DAYS"] + 1)))
+    db.session.commit()
+    logged_in(console_app)
+    assert db.session.scalars(select(AdminLogin.email)).all() == ["ops@example.com"]
+
+
 def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(console_app):
     client = logged_in(console_app)
     response = client.post("/admin/tokens", data={"name": "forged", "tenant": "1", "scope": "scim"})
